@@ -1,0 +1,37 @@
+"""Helpers shared by the CLI modules."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+DEFAULT_CONFIG = "/etc/edge-agent/gateway.toml"
+
+
+def add_config_arg(parser: Any, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=None if required else os.environ.get("EDGE_AGENT_CONFIG", DEFAULT_CONFIG),
+        required=required,
+        metavar="FILE",
+        help=f"gateway config file (default: $EDGE_AGENT_CONFIG or {DEFAULT_CONFIG})",
+    )
+
+
+def load_or_exit(path: str) -> Any:
+    """Load a config, or print the located errors and exit 2 (never a traceback)."""
+    from agent.config.errors import ConfigError
+    from agent.config.loader import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def use_colour(stream: Any = None) -> bool:
+    stream = stream or sys.stdout
+    return hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR")

@@ -1,0 +1,242 @@
+"""The agent: composes clock, outbox, uplink, buses, drivers and vision on one loop.
+
+Start-up order is outbox first (readings have somewhere durable to go), then the
+uplink, then buses and drivers, then the vision supervisor; shutdown runs the
+other way and ends with a final commit and sync of the outbox, so SIGTERM loses
+nothing that a driver had produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import signal
+import time
+from typing import Any
+
+from agent import __version__
+from agent.readings import Reading
+from agent.runtime.clock import Clock
+from agent.runtime.supervisor import Supervisor
+from agent.runtime.systemd import Notifier
+from agent.runtime.tap import ReadingTap
+from drivers import registry
+from drivers.base import Bus, Driver, DriverContext
+
+log = logging.getLogger("edge_agent")
+
+SHUTDOWN_BUDGET = 5.0  # seconds; systemd's TimeoutStopSec is larger
+
+
+class Agent:
+    def __init__(self, config: Any, *, config_path: str = "") -> None:
+        self.config = config
+        self.config_path = config_path
+        self.data_dir = os.path.abspath(config.gateway.data_dir)
+        self.clock = Clock(config.clock.sync_source)
+        self.supervisor = Supervisor(log.getChild("tasks"))
+        self.notifier = Notifier()
+        self.tap = ReadingTap()
+        self.buses: dict[str, Bus] = {}
+        self.drivers: dict[str, Driver] = {}
+        self.vision: Any = None
+        self.broker: Any = None
+        self.outbox: Any = None
+        self.uplink: Any = None
+        self.diag: Any = None
+        self.started_wall = time.time()
+        self._stop = asyncio.Event()
+
+    # -- readings path ---------------------------------------------------
+    def emit(self, readings: list[Reading]) -> None:
+        self.outbox.add(readings)
+        self.tap.publish(readings)
+
+    # -- lifecycle ---------------------------------------------------------
+    async def start(self) -> None:
+        os.makedirs(self.data_dir, exist_ok=True)
+        from agent.outbox import Outbox
+        from agent.uplink import Uplink
+
+        self.outbox = Outbox(self.config.storage, data_dir=self.data_dir, clock=self.clock, log=log.getChild("outbox"))
+        await self.outbox.open()
+        self.supervisor.start("outbox", self.outbox.run)
+
+        host, port = await self._broker_endpoint()
+        self.uplink = Uplink(
+            self.config.uplink,
+            gateway_id=self.config.gateway.id,
+            site=self.config.gateway.site,
+            outbox=self.outbox,
+            clock=self.clock,
+            log=log.getChild("uplink"),
+            host=host,
+            port=port,
+            describe=self.describe,
+            status=self.status,
+        )
+        self.supervisor.start("uplink", self.uplink.run)
+
+        self._start_devices()
+        if self.config.cameras and self.config.vision.enabled:
+            from agent.vision.supervisor import VisionSupervisor
+
+            self.vision = VisionSupervisor(
+                list(self.config.cameras),
+                self.config.vision,
+                stamp=self.clock.reading,
+                emit=self.emit,
+                log=log.getChild("vision"),
+                data_dir=self.data_dir,
+            )
+            self.supervisor.start("vision", self.vision.run)
+        await self._start_diagnostics()
+        if self.notifier.watchdog_interval:
+            self.supervisor.start("watchdog", self._feed_watchdog)
+
+    async def _broker_endpoint(self) -> tuple[str, int]:
+        up = self.config.uplink
+        if up.broker == "embedded":
+            from agent.broker import EmbeddedBroker
+
+            self.broker = EmbeddedBroker(host="127.0.0.1", port=up.port)
+            port = await self.broker.start()
+            log.info("embedded MQTT broker listening on 127.0.0.1:%d (loopback only)", port)
+            return "127.0.0.1", port
+        return up.host, up.port or (8883 if up.tls else 1883)
+
+    def _start_devices(self) -> None:
+        for bus_cfg in self.config.buses:
+            self.buses[bus_cfg.name] = registry.bus_class(bus_cfg.type)(bus_cfg, log.getChild(f"bus.{bus_cfg.name}"))
+        for dev_cfg in self.config.devices:
+            if not dev_cfg.enabled:
+                continue
+            cls = registry.driver_class(dev_cfg.driver)
+            bus_name = getattr(dev_cfg, "bus", None)
+            ctx = DriverContext(
+                dev_cfg.name,
+                stamp=self.clock.reading,
+                emit=self.emit,
+                log=log.getChild(f"device.{dev_cfg.name}"),
+                mark_clock_synced=self.clock.mark_synced,
+                data_dir=self.data_dir,
+            )
+            driver = cls(dev_cfg, self.buses.get(bus_name) if bus_name else None, ctx)
+            self.drivers[dev_cfg.name] = driver
+            self.supervisor.start(f"device:{dev_cfg.name}", driver.run)
+
+    async def _start_diagnostics(self) -> None:
+        try:
+            from agent.diag.server import DiagServer
+        except ImportError:
+            return  # diagnostics server not installed in this build
+        self.diag = DiagServer(self, self.config.diagnostics)
+        await self.diag.start()
+
+    async def _feed_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval or 10.0
+        while True:
+            # The feed runs on the event loop, so a blocked loop starves the
+            # watchdog and systemd restarts the agent.
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self.start()
+        n_dev, n_cam = len(self.drivers), len(self.config.cameras)
+        log.info("agent %s running: gateway %s, %d device(s), %d camera(s), data in %s", __version__, self.config.gateway.id, n_dev, n_cam, self.data_dir)
+        self.notifier.ready(f"{n_dev} devices, {n_cam} cameras")
+        await self._stop.wait()
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        log.info("stopping")
+        self.notifier.stopping()
+        started = time.monotonic()
+        # Producers first, so the final commit has everything they made.
+        producer_tasks = [st.task for name, st in self.supervisor.tasks.items() if name.startswith(("device:", "vision")) and st.task]
+        for task in producer_tasks:
+            task.cancel()
+        await asyncio.wait(producer_tasks, timeout=1.5) if producer_tasks else None
+        if self.vision is not None:
+            await _bounded(self.vision.close(), 1.5, "vision")
+        for driver in self.drivers.values():
+            await _bounded(driver.close(), 0.5, f"device {driver.config.name}")
+        for bus in self.buses.values():
+            await _bounded(bus.close(), 0.5, f"bus {bus.config.name}")
+        if self.diag is not None:
+            await _bounded(self.diag.stop(), 0.5, "diagnostics")
+        await _bounded(self.uplink.close(), 1.5, "uplink")
+        await self.supervisor.stop(timeout=1.0)
+        await _bounded(self.outbox.close(), 2.0, "outbox")
+        if self.broker is not None:
+            await _bounded(self.broker.stop(), 0.5, "embedded broker")
+        log.info("stopped in %.2f s", time.monotonic() - started)
+
+    # -- what the hub and the technician see -----------------------------
+    def describe(self) -> dict[str, Any]:
+        caps = ["telemetry", "health"]
+        if self.config.remote.enabled:
+            caps.append("commands")
+        if self.config.cameras:
+            caps.append("vision")
+        return {
+            "gateway": self.config.gateway.id,
+            "site": self.config.gateway.site,
+            "description": self.config.gateway.description,
+            "versions": versions(),
+            "boot_id": self.clock.boot_id,
+            "capabilities": caps,
+            "devices": [d.describe() for d in self.drivers.values()],
+            "cameras": [{"name": c.name} for c in self.config.cameras],
+        }
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "gateway": self.config.gateway.id,
+            "site": self.config.gateway.site,
+            "versions": versions(),
+            "uptime": time.time() - self.started_wall,
+            "clock": {"synced": self.clock.synced(), "source": self.clock.sync_source, "boot_id": self.clock.boot_id},
+            "uplink": self.uplink.stats() if self.uplink else {},
+            "outbox": self.outbox.stats() if self.outbox else {},
+            "devices": {name: d.status() for name, d in self.drivers.items()},
+            "buses": {name: b.status() for name, b in self.buses.items()},
+            "cameras": self.vision.status() if self.vision is not None else {},
+            "tasks": self.supervisor.status(),
+        }
+
+
+async def _bounded(coro: Any, timeout: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(coro, timeout)
+    except asyncio.TimeoutError:
+        log.warning("%s did not stop within %.1f s", what, timeout)
+    except Exception as exc:  # noqa: BLE001 - shutdown must go on
+        log.warning("%s failed to stop cleanly: %s", what, exc)
+
+
+def versions() -> dict[str, str]:
+    # Package metadata, not imports: importing onnxruntime or cv2 here would
+    # cost the telemetry process tens of MB for a version string.
+    from importlib import metadata
+
+    out = {"agent": __version__, "python": platform.python_version()}
+    for dist in ("paho-mqtt", "pymodbus", "pyserial", "onnxruntime", "opencv-python-headless"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
