@@ -1,0 +1,249 @@
+"""Multi-object tracker: constant-velocity Kalman filter plus IoU association,
+in two stages like ByteTrack.
+
+Why two stages: a car half hidden behind a bus is still detected, but with a
+low score. Dropping those detections breaks the car's track and makes a new id
+(and a second count) when it reappears; using them to *start* tracks brings
+in false positives. So strong detections are matched first, then the weak ones
+may only continue tracks that already exist.
+
+Why confirmation: one-frame false positives (a shadow, a reflection) must not
+count. A track is confirmed only after `min_hits` matched frames; counters
+ignore unconfirmed tracks, and a tentative track that misses a frame is
+dropped.
+
+Why buffered IoU: at 5 frames a second a small fast vehicle can move more than
+its own length between frames, so its boxes do not overlap at all before the
+filter has learnt its velocity. Boxes are enlarged by `buffer` for matching
+(Cascade-Buffered IoU, Yang et al. 2022).
+
+Time is in seconds (media time for files, monotonic for live cameras), so the
+filter copes with an uneven frame rate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from agent.vision.config import TrackerConfig
+
+TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray, buffer: float = 0.0) -> np.ndarray:
+    """IoU of every box in a (N,4) with every box in b (M,4), boxes x1,y1,x2,y2,
+    each enlarged by `buffer` times its size (half on each side)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float64)
+    a = _grow(a.astype(np.float64), buffer)
+    b = _grow(b.astype(np.float64), buffer)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def _grow(boxes: np.ndarray, buffer: float) -> np.ndarray:
+    if buffer <= 0:
+        return boxes
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    dx, dy = w * buffer / 2, h * buffer / 2
+    return np.stack([boxes[:, 0] - dx, boxes[:, 1] - dy, boxes[:, 2] + dx, boxes[:, 3] + dy], axis=1)
+
+
+def greedy_match(sim: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs (row, col) in order of decreasing similarity, each row and column
+    used once. With the few objects of a street scene this equals the optimal
+    assignment in practice and needs no scipy."""
+    pairs: list[tuple[int, int]] = []
+    if sim.size == 0:
+        return pairs
+    order = np.argsort(-sim, axis=None)
+    used_r: set[int] = set()
+    used_c: set[int] = set()
+    for flat in order:
+        r, c = divmod(int(flat), sim.shape[1])
+        if sim[r, c] < threshold:
+            break
+        if r in used_r or c in used_c:
+            continue
+        pairs.append((r, c))
+        used_r.add(r)
+        used_c.add(c)
+    return pairs
+
+
+class KalmanBox:
+    """Constant-velocity filter on (cx, cy, w, h); noise scales with the box
+    height so near and far objects are treated alike."""
+
+    def __init__(self, box: np.ndarray) -> None:
+        cx, cy, w, h = _to_cxcywh(box)
+        self.x = np.array([cx, cy, w, h, 0, 0, 0, 0], dtype=np.float64)
+        s = max(h, 1.0)
+        # velocity unknown at birth: large variance so the second measurement sets it
+        self.P = np.diag([(0.1 * s) ** 2] * 4 + [(3.0 * s) ** 2] * 4)
+
+    def predict(self, dt: float) -> None:
+        dt = max(dt, 1e-3)
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4) * dt
+        s = max(self.x[3], 1.0)
+        q_pos = (0.05 * s) ** 2 * dt
+        q_vel = (1.0 * s) ** 2 * dt
+        Q = np.diag([q_pos] * 4 + [q_vel] * 4)
+        self.x = F @ self.x
+        self.x[2] = max(self.x[2], 1.0)
+        self.x[3] = max(self.x[3], 1.0)
+        self.P = F @ self.P @ F.T + Q
+
+    def update(self, box: np.ndarray) -> None:
+        z = np.array(_to_cxcywh(box), dtype=np.float64)
+        s = max(z[3], 1.0)
+        H = np.zeros((4, 8))
+        H[:, :4] = np.eye(4)
+        R = np.eye(4) * (0.05 * s) ** 2
+        y = z - H @ self.x
+        S = H @ self.P @ H.T + R
+        K = self.P @ H.T @ np.linalg.inv(S)
+        self.x = self.x + K @ y
+        self.P = (np.eye(8) - K @ H) @ self.P
+
+    def box(self) -> np.ndarray:
+        cx, cy, w, h = self.x[:4]
+        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def _to_cxcywh(box: np.ndarray) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    return (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+
+
+class Track:
+    __slots__ = ("id", "kf", "box", "score", "hits", "state", "last_seen", "born", "_labels", "updated")
+
+    def __init__(self, track_id: int, box: np.ndarray, score: float, label: str, t: float) -> None:
+        self.id = track_id
+        self.kf = KalmanBox(box)
+        self.box = np.asarray(box[:4], dtype=np.float64)  # last measured box
+        self.score = score
+        self.hits = 1
+        self.state = TENTATIVE
+        self.last_seen = t
+        self.born = t
+        self._labels: Counter[str] = Counter({label: 1})
+        self.updated = True  # matched in the latest frame
+
+    @property
+    def label(self) -> str:
+        """Majority label: a detector that calls the same van `car` now and
+        then must not split its count between classes."""
+        return self._labels.most_common(1)[0][0]
+
+    @property
+    def confirmed(self) -> bool:
+        return self.state != TENTATIVE
+
+    def _hit(self, box: np.ndarray, score: float, label: str, t: float, min_hits: int) -> None:
+        self.kf.update(box)
+        self.box = np.asarray(box[:4], dtype=np.float64)
+        self.score = score
+        self.hits += 1
+        self.last_seen = t
+        self._labels[label] += 1
+        self.updated = True
+        if self.state == LOST or (self.state == TENTATIVE and self.hits >= min_hits):
+            self.state = CONFIRMED
+
+    def __repr__(self) -> str:
+        return f"<Track {self.id} {self.label} {self.state} hits={self.hits} box={np.round(self.box, 1).tolist()}>"
+
+
+class Tracker:
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.cfg = config or TrackerConfig()
+        self.tracks: list[Track] = []
+        self.removed: list[int] = []  # ids dropped by the latest update
+        self._next_id = 1
+        self._t: float | None = None
+
+    def update(self, boxes: Any, scores: Any, labels: list[str], t: float) -> list[Track]:
+        """Feed one frame's detections (boxes x1,y1,x2,y2 in pixels) taken at
+        time `t`; returns the live tracks (tentative, confirmed and lost)."""
+        cfg = self.cfg
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        dt = 0.0 if self._t is None else max(t - self._t, 0.0)
+        self._t = t
+        for tr in self.tracks:
+            tr.kf.predict(dt)
+            tr.updated = False
+
+        high = np.flatnonzero(scores >= cfg.high_score)
+        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+        confirmed = [tr for tr in self.tracks if tr.state != TENTATIVE]
+        tentative = [tr for tr in self.tracks if tr.state == TENTATIVE]
+
+        # stage 1: strong detections against confirmed and lost tracks
+        left_high, unmatched_tracks = self._associate(confirmed, high, boxes, scores, labels, t)
+        # stage 2: weak detections only keep tracks that were being followed
+        still_tracked = [tr for tr in unmatched_tracks if tr.state == CONFIRMED]
+        self._associate(still_tracked, low, boxes, scores, labels, t)
+        # stage 3: tentative tracks get what strong detections are left
+        left_high, _ = self._associate(tentative, left_high, boxes, scores, labels, t)
+
+        self.removed = []
+        alive: list[Track] = []
+        for tr in self.tracks:
+            if not tr.updated:
+                if tr.state == TENTATIVE or t - tr.last_seen > cfg.max_lost:
+                    self.removed.append(tr.id)
+                    continue
+                tr.state = LOST
+            alive.append(tr)
+        self.tracks = alive
+
+        # new tracks from strong leftovers, unless they duplicate a live track
+        # (a second box of the same object the NMS let through)
+        live_boxes = np.array([tr.box for tr in self.tracks if tr.updated]).reshape(-1, 4)
+        for d in left_high:
+            if len(live_boxes) and iou_matrix(boxes[d : d + 1], live_boxes).max() > 0.7:
+                continue
+            tr = Track(self._next_id, boxes[d], float(scores[d]), labels[d], t)
+            self._next_id += 1
+            if cfg.min_hits <= 1:
+                tr.state = CONFIRMED
+            self.tracks.append(tr)
+        return list(self.tracks)
+
+    def _associate(
+        self, tracks: list[Track], dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: list[str], t: float
+    ) -> tuple[np.ndarray, list[Track]]:
+        """Match `tracks` with detections `dets` (indices); returns the
+        detections and tracks left over."""
+        # cascade: tight boxes first, then the leftovers with a larger buffer
+        # (a track born one frame ago has no velocity estimate yet)
+        for buffer in (self.cfg.buffer, 3 * self.cfg.buffer):
+            if not tracks or len(dets) == 0:
+                break
+            pred = np.array([tr.kf.box() for tr in tracks])
+            sim = iou_matrix(pred, boxes[dets], buffer)
+            pairs = greedy_match(sim, self.cfg.match_iou)
+            used_t, used_d = set(), set()
+            for ti, di in pairs:
+                d = int(dets[di])
+                tracks[ti]._hit(boxes[d], float(scores[d]), labels[d], t, self.cfg.min_hits)
+                used_t.add(ti)
+                used_d.add(di)
+            dets = np.array([d for i, d in enumerate(dets) if i not in used_d], dtype=np.int64)
+            tracks = [tr for i, tr in enumerate(tracks) if i not in used_t]
+        return dets, list(tracks)
