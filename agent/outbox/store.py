@@ -1,0 +1,399 @@
+"""The outbox's SQLite file: synchronous calls, run on the outbox's one worker thread.
+
+Every method here blocks; agent.outbox.outbox calls them through a single-thread
+executor so the event loop never waits on the SD card and the connection is
+only ever used by one thread at a time.
+
+Layout: one `outbox` table keyed by the sequence number (the rowid, so inserts
+append and "oldest first" is a walk of the primary key), a `boots` table so a
+36-character boot id is stored once per boot and not once per reading, and a
+`meta` table with the next sequence number and the row count, both updated in
+the same transaction as the rows they describe.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from agent.outbox.seqfile import SeqFile
+from agent.readings import Reading
+
+# Value kinds: SQLite has no boolean and events carry a JSON object.
+VK_PLAIN = 0
+VK_BOOL = 1
+VK_JSON = 2
+
+# Time quality of `wall`, also what the payload's `time` field says.
+TQ_UNSYNCED = 0
+TQ_SYNCED = 1
+TQ_REBASED = 2
+
+# Device name of events stored among the readings; device names cannot start with "_".
+EVENT_DEVICE = "_event"
+
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS boots(id INTEGER PRIMARY KEY, boot_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS outbox(
+    seq INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value,
+    vk INTEGER NOT NULL,
+    unit TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    boot INTEGER NOT NULL,
+    mono_ns INTEGER NOT NULL,
+    wall REAL NOT NULL,
+    tq INTEGER NOT NULL
+);
+"""
+
+# One fetched row: (seq, device, metric, value, unit, status, detail, boot_id, mono_ns, wall, tq)
+Row = tuple[int, str, str, Any, str, str, str, str, int, float, int]
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _CORRUPT_CODES
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+class Drop:
+    """Rows the store removed unsent: how many and which sequence range."""
+
+    __slots__ = ("count", "first_seq", "last_seq", "reason")
+
+    def __init__(self, count: int, first_seq: int, last_seq: int, reason: str) -> None:
+        self.count = count
+        self.first_seq = first_seq
+        self.last_seq = last_seq
+        self.reason = reason
+
+
+class Store:
+    def __init__(self, path: str, *, seq_block: int = 1_000_000) -> None:
+        self.path = path
+        self.seqfile = SeqFile(path + ".seq")
+        self.seq_block = seq_block
+        self.conn: sqlite3.Connection | None = None
+        self.next_seq = 1
+        self.rows = 0
+        self._reserved = 0
+        self._boot_ids: dict[str, int] = {}
+        self._boot_names: dict[int, str] = {}
+
+    # -- opening ---------------------------------------------------------------
+
+    def open(self) -> dict[str, Any]:
+        """Open or create the file. Returns what the caller must report.
+
+        A corrupt file is renamed aside (with its -wal and -shm) and a new one
+        created; the returned dict then names it. Other errors propagate.
+        """
+        report: dict[str, Any] = {}
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        existed = os.path.exists(self.path)
+        try:
+            self._connect()
+        except sqlite3.DatabaseError as exc:
+            if not is_corrupt(exc):
+                raise
+            report["moved_aside"] = self.move_aside()
+            report["error"] = str(exc)
+            existed = False
+            self._connect()
+        bound = self.seqfile.read()
+        if not existed or "moved_aside" in report:
+            if bound >= self.next_seq:
+                # A lost or deleted database: continue above everything ever issued.
+                report["seq_jump"] = {"from": self.next_seq, "to": bound + 1}
+                self.next_seq = bound + 1
+                self._set_meta("next_seq", self.next_seq)
+                self.conn.commit()  # type: ignore[union-attr]
+        self._reserved = max(bound, self.next_seq - 1)
+        return report
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Keep the -wal file from staying huge after a burst (a big flash write each time).
+            conn.execute("PRAGMA journal_size_limit=8388608")
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN")
+            conn.execute("INSERT OR IGNORE INTO meta VALUES('next_seq', 1)")
+            conn.execute("INSERT OR IGNORE INTO meta VALUES('rows', -1)")
+            conn.execute("COMMIT")
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            self.next_seq = int(meta["next_seq"])
+            self.rows = int(meta["rows"])
+            if self.rows < 0:
+                # Fresh file, or one written before the counter existed.
+                self.rows = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            top = conn.execute("SELECT max(seq) FROM outbox").fetchone()[0]
+            if top is not None and top >= self.next_seq:
+                self.next_seq = top + 1
+            self._boot_ids = {b: i for i, b in conn.execute("SELECT id, boot_id FROM boots")}
+            self._boot_names = {i: b for b, i in self._boot_ids.items()}
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
+
+    def move_aside(self) -> str:
+        """Rename the database (and its journal files) to <path>.corrupt-<time>; returns the new name."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+            self.conn = None
+        target = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix, target + suffix)
+        self._boot_ids.clear()
+        self._boot_names.clear()
+        return target
+
+    def reopen_after_corruption(self) -> dict[str, Any]:
+        moved = self.move_aside()
+        report = self.open()
+        report["moved_aside"] = moved
+        return report
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # -- writing ---------------------------------------------------------------
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self.conn.execute("UPDATE meta SET value=? WHERE key=?", (value, key))  # type: ignore[union-attr]
+
+    def _boot(self, boot_id: str) -> int:
+        ident = self._boot_ids.get(boot_id)
+        if ident is None:
+            cur = self.conn.execute("INSERT OR IGNORE INTO boots(boot_id) VALUES(?)", (boot_id,))  # type: ignore[union-attr]
+            ident = cur.lastrowid if cur.rowcount else self.conn.execute(  # type: ignore[union-attr]
+                "SELECT id FROM boots WHERE boot_id=?", (boot_id,)
+            ).fetchone()[0]
+            self._boot_ids[boot_id] = ident
+            self._boot_names[ident] = boot_id
+        return ident
+
+    def write(
+        self,
+        readings: Sequence[Reading],
+        acked: Iterable[int] = (),
+        *,
+        rebase: tuple[str, float] | None = None,
+    ) -> tuple[int, int]:
+        """Insert `readings` with new sequence numbers and delete `acked`, in one transaction.
+
+        `rebase` = (boot_id, wall - mono offset) corrects unsynced readings of
+        that boot on the way in. Sets each reading's `seq` only once the
+        transaction committed. Returns (inserted, deleted).
+        """
+        conn = self.conn
+        assert conn is not None, "outbox store is not open"
+        first = self.next_seq
+        last = first + len(readings) - 1
+        if last > self._reserved:
+            # Reserve before the numbers can become visible anywhere.
+            self._reserved = last + self.seq_block
+            self.seqfile.write(self._reserved)
+        rows = []
+        seq = first
+        boot_cache: dict[str, int] = {}
+        rb_boot, rb_offset = rebase if rebase else ("", 0.0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for r in readings:
+                boot = boot_cache.get(r.boot_id)
+                if boot is None:
+                    boot = boot_cache[r.boot_id] = self._boot(r.boot_id)
+                value = r.value
+                vk = VK_PLAIN
+                if value is True or value is False:
+                    vk = VK_BOOL
+                    value = int(value)
+                elif r.device == EVENT_DEVICE:
+                    vk = VK_JSON
+                wall = r.wall
+                if r.synced:
+                    tq = TQ_SYNCED
+                elif rebase and r.boot_id == rb_boot:
+                    wall = rb_offset + r.mono_ns / 1e9
+                    tq = TQ_REBASED
+                else:
+                    tq = TQ_UNSYNCED
+                rows.append((seq, r.device, r.metric, value, vk, r.unit, r.status, r.detail, boot, r.mono_ns, wall, tq))
+                seq += 1
+            if rows:
+                conn.executemany("INSERT INTO outbox VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            deleted = 0
+            acked = list(acked)
+            if acked:
+                deleted = self._delete(acked)
+            self._set_meta("next_seq", seq)
+            self._set_meta("rows", self.rows + len(rows) - deleted)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            # rows inserted into a rolled-back transaction left the boots cache stale
+            self._boot_ids = {b: i for i, b in conn.execute("SELECT id, boot_id FROM boots")} if not _closed(conn) else {}
+            self._boot_names = {i: b for b, i in self._boot_ids.items()}
+            raise
+        self.next_seq = seq
+        self.rows += len(rows) - deleted
+        seq = first
+        for r in readings:
+            r.seq = seq
+            if rebase and not r.synced and r.boot_id == rb_boot:
+                r.wall = rb_offset + r.mono_ns / 1e9
+            seq += 1
+        return len(rows), deleted
+
+    def _delete(self, seqs: list[int]) -> int:
+        conn = self.conn
+        assert conn is not None
+        deleted = 0
+        # 500 placeholders per statement keeps under SQLite's variable limit on old builds.
+        for i in range(0, len(seqs), 500):
+            chunk = seqs[i : i + 500]
+            cur = conn.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
+            deleted += cur.rowcount
+        return deleted
+
+    def rebase_stored(self, boot_id: str, offset: float) -> int:
+        """Correct the stored unsynced readings of `boot_id` once its wall clock is known."""
+        conn = self.conn
+        assert conn is not None
+        boot = self._boot_ids.get(boot_id)
+        if boot is None:
+            return 0
+        with conn:
+            cur = conn.execute(
+                "UPDATE outbox SET wall = ? + mono_ns / 1e9, tq = ? WHERE tq = ? AND boot = ?",
+                (offset, TQ_REBASED, TQ_UNSYNCED, boot),
+            )
+        return cur.rowcount
+
+    # -- caps ------------------------------------------------------------------
+
+    def used_bytes(self) -> int:
+        conn = self.conn
+        assert conn is not None
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return (pages - free) * size
+
+    def enforce_bytes(self, max_bytes: int) -> Drop | None:
+        """Drop the oldest rows when the file's used pages exceed max_bytes (down to 90 %)."""
+        used = self.used_bytes()
+        if used <= max_bytes or self.rows <= 0:
+            return None
+        share = 1.0 - 0.9 * max_bytes / used
+        count = max(1, min(self.rows, math.ceil(self.rows * share)))
+        return self._drop_oldest(count, "max_bytes")
+
+    def enforce_age(self, oldest_wall: float) -> Drop | None:
+        """Drop rows whose trusted wall time is before `oldest_wall`."""
+        conn = self.conn
+        assert conn is not None
+        n, lo, hi = conn.execute(
+            "SELECT count(*), min(seq), max(seq) FROM outbox WHERE tq != ? AND wall < ?", (TQ_UNSYNCED, oldest_wall)
+        ).fetchone()
+        if not n:
+            return None
+        with conn:
+            cur = conn.execute("DELETE FROM outbox WHERE tq != ? AND wall < ?", (TQ_UNSYNCED, oldest_wall))
+            self._set_meta("rows", self.rows - cur.rowcount)
+        self.rows -= cur.rowcount
+        return Drop(cur.rowcount, lo, hi, "max_age")
+
+    def _drop_oldest(self, count: int, reason: str) -> Drop | None:
+        conn = self.conn
+        assert conn is not None
+        row = conn.execute("SELECT min(seq), (SELECT seq FROM outbox ORDER BY seq LIMIT 1 OFFSET ?) FROM outbox", (count - 1,)).fetchone()
+        lo, hi = row
+        if lo is None:
+            return None
+        if hi is None:
+            hi = conn.execute("SELECT max(seq) FROM outbox").fetchone()[0]
+        with conn:
+            cur = conn.execute("DELETE FROM outbox WHERE seq <= ?", (hi,))
+            self._set_meta("rows", self.rows - cur.rowcount)
+        self.rows -= cur.rowcount
+        return Drop(cur.rowcount, lo, hi, reason)
+
+    # -- reading ---------------------------------------------------------------
+
+    def fetch(self, after_seq: int, limit: int) -> list[Row]:
+        conn = self.conn
+        assert conn is not None
+        rows = conn.execute(
+            "SELECT seq, device, metric, value, vk, unit, status, detail, boot, mono_ns, wall, tq"
+            " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        names = self._boot_names
+        out: list[Row] = []
+        for seq, device, metric, value, vk, unit, status, detail, boot, mono, wall, tq in rows:
+            if vk == VK_BOOL:
+                value = bool(value)
+            name = names.get(boot)
+            if name is None:
+                name = conn.execute("SELECT boot_id FROM boots WHERE id=?", (boot,)).fetchone()[0]
+                names[boot] = name
+            out.append((seq, device, metric, value, unit, status, detail, name, mono, wall, tq))
+        return out
+
+    def oldest(self) -> tuple[float, int] | None:
+        """(wall, tq) of the oldest unsent row, None when empty."""
+        conn = self.conn
+        assert conn is not None
+        return conn.execute("SELECT wall, tq FROM outbox ORDER BY seq LIMIT 1").fetchone()
+
+    # -- durability ------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make every committed transaction durable: fsync the write-ahead log.
+
+        With synchronous=NORMAL a commit only writes the log; SQLite syncs it at
+        checkpoints. Syncing it here on an interval bounds what a power cut can
+        take without an fsync per commit.
+        """
+        for suffix in ("-wal", ""):
+            try:
+                fd = os.open(self.path + suffix, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _closed(conn: sqlite3.Connection) -> bool:
+    try:
+        _ = conn.total_changes
+    except sqlite3.ProgrammingError:
+        return True
+    return False
