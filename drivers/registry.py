@@ -12,10 +12,15 @@ from typing import Any
 # driver name -> "module:Class" of a drivers.base.Driver subclass
 DRIVERS: dict[str, str] = {
     "system": "drivers.system.health:SystemHealthDriver",
+    "modbus": "drivers.modbus.driver:ModbusDriver",
 }
 
 # bus type -> "module:Class" of a drivers.base.Bus subclass
-BUSES: dict[str, str] = {}
+BUSES: dict[str, str] = {
+    "modbus_tcp": "drivers.modbus.bus:ModbusTcpBus",
+    "modbus_rtu": "drivers.modbus.bus:ModbusRtuBus",
+    "modbus_rtu_over_tcp": "drivers.modbus.bus:ModbusRtuOverTcpBus",
+}
 
 
 def _load(ref: str) -> Any:

@@ -1,0 +1,213 @@
+"""Modbus buses: one connection each, requests serialised, reconnect with backoff.
+
+Registered in drivers.registry as `modbus_tcp`, `modbus_rtu` and
+`modbus_rtu_over_tcp`. Devices (drivers.modbus.driver) share a bus and call
+`request`; the bus holds the lock for one request/answer at a time, keeps the
+RTU inter-frame gap, reconnects with capped backoff (logging once on failure
+and once on recovery) and records the last raw frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from drivers.base import Backoff, Bus, BusConfig
+from drivers.modbus.adapter import RTU, RTU_OVER_TCP, TCP, ModbusClient
+from drivers.modbus.errors import ModbusConnectionLost, ModbusError, ModbusExceptionResponse, ModbusTimeout
+from drivers.modbus.recorder import FlightRecorder
+
+BITS_PER_CHAR = 11  # the spec counts 11 bits per RTU character whatever the parity
+
+
+def rtu_gap(baudrate: int | None, minimum: float) -> float:
+    """Silent interval before a frame: 3.5 characters, fixed at 1.75 ms above 19200 baud (spec 2.5.1.1)."""
+    if not baudrate:
+        return minimum
+    t35 = 3.5 * BITS_PER_CHAR / baudrate if baudrate <= 19200 else 0.00175
+    return max(minimum, t35)
+
+
+class _ModbusBusConfig(BusConfig):
+    min_gap: float = Field(0.0, ge=0, le=1, description="Minimum silent time in seconds between the end of one answer and the next request (added for slow devices; the RTU 3.5-character gap is always kept).")
+    flight_recorder: int = Field(64, ge=0, le=10000, description="How many raw frames to keep for error reports and diagnostics bundles (0: off).")
+    reconnect_initial: float = Field(1.0, gt=0, description="First wait in seconds before reopening a failed port or socket.")
+    reconnect_max: float = Field(30.0, gt=0, description="Cap of the reconnect backoff in seconds.")
+
+
+class ModbusTcpBusConfig(_ModbusBusConfig):
+    type: Literal["modbus_tcp"]
+    host: str = Field(min_length=1, description="Host name or IP address of the Modbus TCP server.")
+    port: int = Field(502, ge=1, le=65535)
+    reconnect_after_timeouts: int = Field(3, ge=0, description="Close and reopen the socket after this many timeouts in a row (0: never); catches half-open connections.")
+
+
+class ModbusRtuBusConfig(_ModbusBusConfig):
+    type: Literal["modbus_rtu"]
+    port: str = Field(min_length=1, description="Serial device, preferably a stable /dev/serial/by-id/... path.")
+    baudrate: int = Field(9600, ge=300, le=4_000_000)
+    parity: Literal["N", "E", "O"] = "N"
+    bytesize: Literal[7, 8] = 8
+    stopbits: Literal[1, 2] = 1
+
+
+class ModbusRtuOverTcpBusConfig(_ModbusBusConfig):
+    type: Literal["modbus_rtu_over_tcp"]
+    host: str = Field(min_length=1, description="Serial device server (transparent RS-485 to TCP converter).")
+    port: int = Field(502, ge=1, le=65535)
+    baudrate: int | None = Field(None, ge=300, le=4_000_000, description="Baud rate of the RS-485 line behind the converter, to keep the inter-frame gap.")
+    reconnect_after_timeouts: int = Field(0, ge=0, description="Close and reopen the socket after this many timeouts in a row (0: never, since a silent device behind the converter is not a broken socket).")
+
+
+class ModbusBus(Bus):
+    """Base of the three bus types; subclasses only say how to build the client."""
+
+    transport: ClassVar[str]
+
+    def __init__(self, config: BusConfig, log: logging.Logger) -> None:
+        super().__init__(config, log)
+        self.recorder = FlightRecorder(getattr(config, "flight_recorder", 64))
+        self.gap = rtu_gap(getattr(config, "baudrate", None) if self.transport != TCP else None, getattr(config, "min_gap", 0.0))
+        self._lock = asyncio.Lock()
+        self._client: ModbusClient | None = None
+        self._backoff = Backoff(getattr(config, "reconnect_initial", 1.0), getattr(config, "reconnect_max", 30.0), 0.2)
+        self._retry_at = 0.0
+        self._last_io = 0.0
+        self._timeouts_in_row = 0
+        self.requests = 0
+        self.failures = 0
+
+    def _make_client(self) -> ModbusClient:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        async with self._lock:
+            try:
+                await self._ensure()
+            except ModbusConnectionLost:
+                pass  # logged once by health; devices report offline until it opens
+
+    async def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def _ensure(self) -> ModbusClient:
+        if self._client is not None and self._client.connected:
+            return self._client
+        now = time.monotonic()
+        if now < self._retry_at:
+            raise ModbusConnectionLost(f"bus {self.config.name} is reconnecting (next try in {self._retry_at - now:.1f} s; {self.health.last_error})")
+        if self._client is not None:
+            self._client.close()
+        client = self._make_client()
+        try:
+            await client.connect()
+        except ModbusConnectionLost as exc:
+            client.close()
+            self._client = None
+            self._retry_at = time.monotonic() + self._backoff.next_delay()
+            self.recorder.note(f"connect failed: {exc}")
+            self.health.failed("offline", f"{exc}; check the cable/host and the port setting")
+            raise
+        self._client = client
+        self._backoff.reset()
+        self._retry_at = 0.0
+        self.recorder.note("connected")
+        self.health.succeeded()
+        return client
+
+    def _drop(self, why: str) -> None:
+        self.recorder.note(f"dropped connection: {why}")
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def request(self, op: str, unit: int, address: int, arg: Any, timeout: float) -> Any:
+        """Run one request: op is read_registers/read_bits (arg = (table, count)) or write_registers/write_coils (arg = values)."""
+        async with self._lock:
+            client = await self._ensure()
+            client.set_timeout(timeout)
+            wait = self._last_io + self.gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.requests += 1
+            try:
+                if op in ("read_registers", "read_bits"):
+                    table, count = arg
+                    result = await getattr(client, op)(table, unit, address, count)
+                else:
+                    result = await getattr(client, op)(unit, address, arg)
+            except ModbusExceptionResponse as exc:
+                self._timeouts_in_row = 0
+                self.recorder.note(f"unit {unit}: {exc}")
+                raise
+            except ModbusConnectionLost as exc:
+                self.failures += 1
+                self._drop(str(exc))
+                self.health.failed("offline", str(exc))
+                raise
+            except ModbusTimeout as exc:
+                self.failures += 1
+                self.recorder.note(f"unit {unit}: {exc}")
+                self._timeouts_in_row += 1
+                limit = getattr(self.config, "reconnect_after_timeouts", 0)
+                if limit and self._timeouts_in_row >= limit:
+                    self._timeouts_in_row = 0
+                    self._drop(f"{limit} timeouts in a row")
+                raise
+            except ModbusError as exc:
+                self.failures += 1
+                self.recorder.note(f"unit {unit}: {exc}")
+                raise
+            finally:
+                self._last_io = time.monotonic()
+            self._timeouts_in_row = 0
+            return result
+
+    def frames(self, last: int = 8) -> list[str]:
+        """The last raw frames as text lines, for error reports."""
+        return self.recorder.lines(last)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            **super().status(),
+            "connected": bool(self._client and self._client.connected),
+            "requests": self.requests,
+            "failures": self.failures,
+            "gap_ms": round(self.gap * 1000, 3),
+            "flight_recorder": self.recorder.snapshot(),
+        }
+
+
+class ModbusTcpBus(ModbusBus):
+    Config = ModbusTcpBusConfig
+    transport = TCP
+
+    def _make_client(self) -> ModbusClient:
+        c = self.config
+        return ModbusClient(TCP, host=c.host, port=c.port, on_frame=self.recorder.frame)  # type: ignore[attr-defined]
+
+
+class ModbusRtuBus(ModbusBus):
+    Config = ModbusRtuBusConfig
+    transport = RTU
+
+    def _make_client(self) -> ModbusClient:
+        c = self.config
+        return ModbusClient(
+            RTU, serial_port=c.port, baudrate=c.baudrate, parity=c.parity, bytesize=c.bytesize, stopbits=c.stopbits, on_frame=self.recorder.frame  # type: ignore[attr-defined]
+        )
+
+
+class ModbusRtuOverTcpBus(ModbusBus):
+    Config = ModbusRtuOverTcpBusConfig
+    transport = RTU_OVER_TCP
+
+    def _make_client(self) -> ModbusClient:
+        c = self.config
+        return ModbusClient(RTU_OVER_TCP, host=c.host, port=c.port, on_frame=self.recorder.frame)  # type: ignore[attr-defined]
