@@ -1,0 +1,93 @@
+"""Polygon zones: how many objects are in each, and parking bays free or
+occupied, debounced so that a car driving past a bay or a pedestrian
+occluding a parked car does not flip the state.
+
+An object is in a zone when the centre of its box is inside the polygon.
+Lost tracks (briefly occluded) keep their last box, so a parked car hidden
+for a moment by a passing van still occupies its bay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from agent.vision.config import ZoneConfig
+from agent.vision.tracker import Track
+
+
+class Debounced:
+    """A value that changes only after a new raw value has held for `hold`
+    seconds. `value` is None until the first value has held that long."""
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.value: int | None = None
+        self._candidate: int | None = None
+        self._since = 0.0
+
+    def update(self, raw: int, t: float) -> bool:
+        """Returns True when the reported value changed."""
+        if raw == self.value:
+            self._candidate = None
+            return False
+        if raw != self._candidate:
+            self._candidate, self._since = raw, t
+        if t - self._since >= self.hold:
+            self.value, self._candidate = raw, None
+            return True
+        return False
+
+
+class Zone:
+    def __init__(self, cfg: ZoneConfig, width: int, height: int, classes: Iterable[str] = ()) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.classes = set(cfg.classes or classes)
+        self.polygon = np.array([[x * width, y * height] for x, y in cfg.polygon], dtype=np.float32)
+        self.state = Debounced(cfg.debounce)
+        self.occupied_s = 0.0  # seconds occupied since the last take_ratio()
+        self.observed_s = 0.0
+        self._last_t: float | None = None
+
+    def contains(self, x: float, y: float) -> bool:
+        return cv2.pointPolygonTest(self.polygon, (float(x), float(y)), False) >= 0
+
+    def raw_count(self, tracks: Iterable[Track]) -> int:
+        n = 0
+        for tr in tracks:
+            if not tr.confirmed or (self.classes and tr.label not in self.classes):
+                continue
+            x1, y1, x2, y2 = tr.box
+            if self.contains((x1 + x2) / 2, (y1 + y2) / 2):
+                n += 1
+        return n
+
+    def update(self, tracks: Iterable[Track], t: float) -> bool:
+        raw = self.raw_count(tracks)
+        if self.cfg.kind == "bay":
+            raw = min(raw, 1)
+        if self._last_t is not None and self.state.value is not None:
+            dt = max(t - self._last_t, 0.0)
+            self.observed_s += dt
+            if self.state.value > 0:
+                self.occupied_s += dt
+        self._last_t = t
+        return self.state.update(raw, t)
+
+    def take_ratio(self) -> float | None:
+        """Share of the time since the last call the zone was occupied, 0..1."""
+        if self.observed_s <= 0:
+            return None
+        r = self.occupied_s / self.observed_s
+        self.occupied_s = self.observed_s = 0.0
+        return r
+
+
+def free_spaces(bays: dict[str, int | None]) -> int | None:
+    """Free bays in an area, or None while any bay's state is still unknown."""
+    if not bays or any(v is None for v in bays.values()):
+        return None
+    return sum(1 for v in bays.values() if v == 0)
