@@ -32,6 +32,35 @@ direction overtake each other (occlusion), and the pole (pole_x metres from the
 image centre line; None = no pole) hides a strip of every lane. scene.vehicles
 lists the script; scene.n_frames, scene.fps, scene.size (w, h) describe the clip.
 
+Parking (high camera over ten bays, A1..A5 top row, B1..B5 bottom row)
+-------------------------------------------------------------------
+    from hil_tests.emulators.scenes import ParkingScene, Stay
+    scene = ParkingScene.random(seed=2, duration_s=60, fps=5)      # or:
+    scene = ParkingScene([Stay(1, "A2", t_arrive=5, t_leave=30), Stay(2, "B4", -1, 1e9)],
+                         duration_s=40, fps=5, manoeuvre_s=4.0)
+    scene.bay_polygons(normalised=True)   # {"A1": [(x, y), ...4 points], ...} for zone config
+    img, truth = scene.render(i); truth.occupancy["A2"] -> bool
+A Stay's car drives along the aisle from the left and swings into its bay during
+the manoeuvre_s seconds before t_arrive; after t_leave it backs out and leaves to
+the right. A bay is occupied (truth) when car footprints cover >= 50 % of it, so
+occupancy flips part-way through the manoeuvre. Cars are GTObjects (label "car",
+direction 0 while parked). t_arrive <= 0: parked from the start.
+
+Bins (camera straight above open containers)
+--------------------------------------------
+    from hil_tests.emulators.scenes import BinScene, BinSpec, Walker
+    scene = BinScene.random(seed=4, duration_s=120, fps=2, n_bins=3, walkers=2)   # or:
+    scene = BinScene([BinSpec("bin1", x=-2.0, y=0.0, levels=((0, 0.1), (60, 0.9), (62, 0.0)))],
+                     duration_s=90, walkers=[Walker(100, y=0.3, t0=10)])
+    scene.region("bin1", normalised=True)     # (x1, y1, x2, y2) of the opening, for BinConfig.region
+    empty = scene.render_levels({"bin1": 0.0}, noise=False)   # reference images
+    full = scene.render_levels({"bin1": 1.0}, noise=False)
+    img, truth = scene.render(i); truth.levels["bin1"] -> 0..1
+Levels are interpolated between keyframes (an emptying is a quick ramp to 0).
+The rubbish surface is drawn at its true height, so it grows from half the
+opening (empty) to the whole opening (full). Walkers (label "person") cross the
+view and hide bins for a moment, as people do.
+
 Ground truth (scene_common)
 ---------------------------
 FrameTruth(index, t, objects, occupancy, levels, gain):
@@ -53,9 +82,12 @@ from __future__ import annotations
 from hil_tests.emulators.scene_common import (
     FrameTruth, GTObject, Lighting, load_truth, save_truth, write_video,
 )
+from hil_tests.emulators.scene_bins import BinScene, BinSpec, Walker
+from hil_tests.emulators.scene_parking import ParkingScene, Stay
 from hil_tests.emulators.scene_street import CLASSES, LANES, StreetScene, Vehicle, make_vehicle
 
 __all__ = [
-    "CLASSES", "LANES", "FrameTruth", "GTObject", "Lighting", "StreetScene", "Vehicle",
+    "CLASSES", "LANES", "BinScene", "BinSpec", "FrameTruth", "GTObject", "Lighting", "ParkingScene", "Stay",
+    "StreetScene", "Vehicle", "Walker",
     "load_truth", "make_vehicle", "save_truth", "write_video",
 ]
