@@ -98,6 +98,10 @@ def bytes_to_registers(data, byte_order="big", word_order="big"):
 def _scaled(raw, scale, offset):
     if scale == 1 and offset == 0:
         return raw
+    inv = 1 / scale if scale else 0
+    if 0 < scale < 1 and abs(inv - round(inv)) < 1e-9:
+        # 71 / 10 is 7.1 but 71 * 0.1 is 7.1000000000000005
+        return raw / round(inv) + offset
     return raw * scale + offset
 
 

@@ -13,7 +13,8 @@ the others.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -27,6 +28,12 @@ from drivers.modbus.errors import (
     ModbusExceptionResponse,
     ModbusTimeout,
 )
+
+# pymodbus logs every unanswered request at ERROR; a missing meter polled
+# every 10 s would flood the journal. The bus and driver log failures once.
+_pymodbus_log = logging.getLogger("pymodbus.logging")
+if _pymodbus_log.level == logging.NOTSET:
+    _pymodbus_log.setLevel(logging.CRITICAL)
 
 TCP = "tcp"
 RTU = "rtu"
@@ -59,7 +66,8 @@ class ModbusClient:
         self.transport = transport
         self._on_frame = on_frame
         self._rx = bytearray()
-        common = {"timeout": timeout, "retries": 0, "reconnect_delay": 0, "trace_packet": self._trace}
+        self._lost: asyncio.Event | None = None
+        common = {"timeout": timeout, "retries": 0, "reconnect_delay": 0, "trace_packet": self._trace, "trace_connect": self._connection_changed}
         if transport == TCP:
             self._client = AsyncModbusTcpClient(host, port=port, framer=FramerType.SOCKET, **common)
         elif transport == RTU_OVER_TCP:
@@ -80,7 +88,12 @@ class ModbusClient:
     def connected(self) -> bool:
         return bool(self._client.connected)
 
+    def _connection_changed(self, connected: bool) -> None:
+        if self._lost is not None and not connected:
+            self._lost.set()
+
     async def connect(self) -> None:
+        self._lost = asyncio.Event()
         try:
             ok = await self._client.connect()
         except (OSError, ModbusException) as exc:  # serial open errors surface as OSError
@@ -122,7 +135,7 @@ class ModbusClient:
         if not self.connected:
             raise ModbusConnectionLost(f"not connected to {self._where()}")
         try:
-            response = await call()  # type: ignore[misc]
+            response = await self._unless_lost(call())  # type: ignore[arg-type]
         except ConnectionException as exc:
             self._flush_rx()
             raise ModbusConnectionLost(str(exc)) from exc
@@ -140,6 +153,27 @@ class ModbusClient:
         if response.isError():  # type: ignore[attr-defined]
             raise ModbusExceptionResponse(int(getattr(response, "exception_code", 0)))
         return response
+
+    async def _unless_lost(self, coro: Awaitable[object]) -> object:
+        """Await the request, but fail at once if the connection drops meanwhile.
+
+        pymodbus leaves a request waiting for its full timeout when the peer
+        closes the socket; a dropped connection should be reported (and
+        reconnected) immediately.
+        """
+        lost = self._lost
+        if lost is None:
+            return await coro
+        task = asyncio.ensure_future(coro)
+        waiter = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not task.done():
+            task.cancel()
+            raise ConnectionException("connection closed by the peer during the request")
+        return task.result()
 
     def _explain_bad(self, unit: int, rx: bytes) -> ModbusError:
         """Why bytes that arrived were not accepted as the answer."""

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from agent.readings import ERROR, OFFLINE, OUT_OF_RANGE, TIMEOUT, Reading, Value
+from agent.readings import ERROR, OUT_OF_RANGE, TIMEOUT, Reading, Value
 from drivers.base import Backoff, DeviceConfig, Driver
 from drivers.codecs.modbus_registers import BITS, BOOL, decode, encode
 from drivers.modbus.errors import ILLEGAL_ADDRESS, ModbusError, ModbusExceptionResponse
@@ -176,8 +176,9 @@ class ModbusDriver(Driver):
             except ModbusExceptionResponse:
                 raise
             except ModbusError as exc:
-                # Retrying an offline bus inside one poll only delays the others.
-                if attempt + 1 == attempts or exc.status == OFFLINE:
+                # Retries cover lost answers and a dropped socket (reconnected
+                # at once); a bus in reconnect backoff fails again instantly.
+                if attempt + 1 == attempts:
                     raise
         raise AssertionError("unreachable")
 

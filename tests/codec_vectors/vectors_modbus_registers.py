@@ -56,6 +56,9 @@ def test_float64():
 
 def test_scale_offset():
     assert close(m.decode([235], "int16", scale=0.1), 23.5)
+    assert m.decode([71], "int16", scale=0.1) == 7.1  # exact, not 7.1000000000000005
+    assert m.decode([12345], "uint16", scale=0.01) == 123.45
+    assert m.decode([3], "uint16", scale=2.5) == 7.5
     assert close(m.decode([0xFF9C], "int16", scale=0.1), -10.0)
     assert close(m.decode([1000], "uint16", scale=0.01, offset=-5), 5.0)
     assert m.encode(23.5, "int16", scale=0.1) == [235]
