@@ -143,7 +143,7 @@ class Outbox:
             return
         try:
             inserted, _ = await self._call(self.store.write, batch, acked, rebase=rebase)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             # Put them back in front, in order, for the next attempt.
             self._pending.extendleft(reversed(batch))
             self._acked = acked + self._acked
@@ -210,8 +210,7 @@ class Outbox:
             return
         if self.degraded is None:
             self.log.error(
-                "outbox cannot write %s (%s); keeping up to %d readings in memory until it can. "
-                "Free space on the data partition or check the SD card.",
+                "outbox cannot write %s (%s); keeping up to %d readings in memory until it can. Free space on the data partition or check the SD card.",
                 self.path,
                 text,
                 self.config.memory_readings,
@@ -252,6 +251,8 @@ class Outbox:
             "pending": len(self._pending),
             "next_seq": self.store.next_seq,
             "oldest_unsent_age": self._oldest_age,
+            "bytes": self._bytes,
+            "max_bytes": self.config.max_bytes,
             "dropped": sum(self._dropped.values()),
             "dropped_by_reason": dict(self._dropped),
             "committed": self.committed,
@@ -263,17 +264,16 @@ class Outbox:
         }
 
     _oldest_age: float | None = None
+    _bytes: int | None = None
 
-    async def refresh_oldest(self) -> float | None:
-        """Age in seconds of the oldest unsent reading (None when empty or its time is untrusted)."""
+    async def refresh(self) -> None:
+        """Update the figures that need the database: oldest unsent age and bytes used."""
         if self.degraded or self._closed or not self._opened:
-            return self._oldest_age
+            return
         try:
-            row = await self._call(self.store.oldest)
+            row, used = await self._call(lambda: (self.store.oldest(), self.store.used_bytes()))
         except sqlite3.Error:
-            return self._oldest_age
-        if row is None or row[1] == TQ_UNSYNCED:
-            self._oldest_age = None
-        else:
-            self._oldest_age = max(0.0, time.time() - row[0])
-        return self._oldest_age
+            return
+        self._bytes = used
+        # untrusted (unsynced) times give no age; None also when empty
+        self._oldest_age = None if row is None or row[1] == TQ_UNSYNCED else max(0.0, time.time() - row[0])

@@ -188,9 +188,13 @@ class Store:
         ident = self._boot_ids.get(boot_id)
         if ident is None:
             cur = self.conn.execute("INSERT OR IGNORE INTO boots(boot_id) VALUES(?)", (boot_id,))  # type: ignore[union-attr]
-            ident = cur.lastrowid if cur.rowcount else self.conn.execute(  # type: ignore[union-attr]
-                "SELECT id FROM boots WHERE boot_id=?", (boot_id,)
-            ).fetchone()[0]
+            ident = (
+                cur.lastrowid
+                if cur.rowcount
+                else self.conn.execute(  # type: ignore[union-attr]
+                    "SELECT id FROM boots WHERE boot_id=?", (boot_id,)
+                ).fetchone()[0]
+            )
             self._boot_ids[boot_id] = ident
             self._boot_names[ident] = boot_id
         return ident
@@ -317,9 +321,7 @@ class Store:
         """Drop rows whose trusted wall time is before `oldest_wall`."""
         conn = self.conn
         assert conn is not None
-        n, lo, hi = conn.execute(
-            "SELECT count(*), min(seq), max(seq) FROM outbox WHERE tq != ? AND wall < ?", (TQ_UNSYNCED, oldest_wall)
-        ).fetchone()
+        n, lo, hi = conn.execute("SELECT count(*), min(seq), max(seq) FROM outbox WHERE tq != ? AND wall < ?", (TQ_UNSYNCED, oldest_wall)).fetchone()
         if not n:
             return None
         with conn:
@@ -349,8 +351,7 @@ class Store:
         conn = self.conn
         assert conn is not None
         rows = conn.execute(
-            "SELECT seq, device, metric, value, vk, unit, status, detail, boot, mono_ns, wall, tq"
-            " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, device, metric, value, vk, unit, status, detail, boot, mono_ns, wall, tq FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
         names = self._boot_names
