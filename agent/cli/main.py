@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "agent.cli.run",
     "agent.cli.config_cmd",
     "agent.cli.hub",
+    "agent.cli.diag",
 ]
 
 

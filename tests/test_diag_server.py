@@ -1,0 +1,164 @@
+"""The diag socket on a real, in-process Agent (outbox on disk, uplink to a closed port)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config.loader import load_config_text
+from agent.diag.server import DiagServer
+from agent.runtime.app import Agent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_agent(tmp_path: Path, extra: str = "") -> Agent:
+    text = f"""
+[gateway]
+id = "gw-unit"
+site = "lab"
+data_dir = "{tmp_path / 'data'}"
+[uplink]
+broker = "external"
+host = "127.0.0.1"
+port = {_free_port()}
+[diagnostics]
+max_request_bytes = 1024
+max_clients = 3
+{extra}
+"""
+    return Agent(load_config_text(text), config_path="")
+
+
+async def ask(path: str, *requests: Any, read: int | None = None) -> list[dict[str, Any]]:
+    reader, writer = await asyncio.open_unix_connection(path)
+    try:
+        for req in requests:
+            writer.write(req if isinstance(req, bytes) else (json.dumps(req) + "\n").encode())
+        await writer.drain()
+        out = []
+        for _ in range(read if read is not None else len(requests)):
+            line = await asyncio.wait_for(reader.readline(), 10)
+            if not line:
+                break
+            out.append(json.loads(line))
+        return out
+    finally:
+        writer.close()
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> Any:
+    a = make_agent(tmp_path)
+    await a.start()
+    try:
+        yield a
+    finally:
+        await a.shutdown()
+
+
+async def test_socket_is_unix_0660_owned_by_the_agent_and_removed_at_stop(tmp_path: Path) -> None:
+    a = make_agent(tmp_path)
+    await a.start()
+    path = a.diag.path
+    st = os.stat(path)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    assert path == str(tmp_path / "data" / "diag.sock")
+    await a.shutdown()
+    assert not os.path.exists(path)
+
+
+async def test_status_names_the_unreachable_broker_and_exit_level(agent: Agent) -> None:
+    [resp] = await ask(agent.diag.path, {"id": 1, "cmd": "status"})
+    assert resp["ok"] and resp["id"] == 1
+    st = resp["result"]
+    assert st["gateway"] == "gw-unit" and st["pid"] == os.getpid()
+    uplink = [f for f in st["findings"] if f["area"] == "uplink"]
+    assert uplink and uplink[0]["level"] == "broken" and "mqtt check" in uplink[0]["hint"]
+    assert st["health"] == "broken"
+    assert st["findings"][0]["level"] == "broken", "worst first"
+    assert st["system"]["disk_total"] > 0
+
+
+async def test_bad_requests_get_errors_and_the_agent_keeps_serving(agent: Agent) -> None:
+    path = agent.diag.path
+    replies = await ask(
+        path,
+        b"this is not json\n",
+        b"[1, 2, 3]\n",
+        {"id": 3, "cmd": "reboot-the-city"},
+        {"id": 4, "cmd": "modbus.read", "args": {"bus": "nope", "unit": 1, "address": 0}},
+        {"id": 5, "cmd": "readings", "args": {"last": "many"}},
+        {"id": 6, "cmd": "hello"},
+    )
+    codes = [r.get("error", {}).get("code") for r in replies]
+    assert codes == ["bad_request", "bad_request", "unknown_command", "not_found", "bad_args", None]
+    assert "status" in replies[2]["error"]["hint"], "unknown command lists the known ones"
+    assert replies[5]["result"]["gateway"] == "gw-unit"
+    # an oversized request closes that connection only
+    big = await ask(path, b'{"cmd": "status", "pad": "' + b"x" * 5000 + b'"}\n', read=2)
+    assert big[0]["error"]["code"] == "too_large" and len(big) == 1
+    [again] = await ask(path, {"id": 9, "cmd": "status"})
+    assert again["ok"]
+    assert agent.diag.errors >= 5
+
+
+async def test_more_clients_than_allowed_are_told_to_close_one(agent: Agent) -> None:
+    held = [await asyncio.open_unix_connection(agent.diag.path) for _ in range(3)]
+    try:
+        [busy] = await ask(agent.diag.path, {"id": 1, "cmd": "status"})
+        assert busy["error"]["code"] == "busy"
+    finally:
+        for _, w in held:
+            w.close()
+    await asyncio.sleep(0.05)
+    [ok] = await ask(agent.diag.path, {"id": 2, "cmd": "status"})
+    assert ok["ok"]
+
+
+async def test_readings_follow_streams_new_readings_and_stops_when_the_client_leaves(agent: Agent) -> None:
+    reader, writer = await asyncio.open_unix_connection(agent.diag.path)
+    writer.write(b'{"id": 1, "cmd": "readings", "args": {"follow": true, "last": 0}}\n')
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    agent.emit([agent.clock.reading("probe", "temperature", 21.5, "Cel")])
+    line = json.loads(await asyncio.wait_for(reader.readline(), 5))
+    assert line["event"]["metric"] == "temperature" and line["event"]["value"] == 21.5 and line["event"]["unit"] == "Cel"
+    assert len(agent.tap._subs) == 1
+    writer.close()
+    for _ in range(50):
+        if not agent.tap._subs:
+            break
+        await asyncio.sleep(0.02)
+    assert not agent.tap._subs, "a client that leaves must not stay subscribed"
+
+
+async def test_stale_socket_is_replaced_and_a_live_one_is_not_stolen(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(data / "diag.sock"))
+    stale.close()  # a killed agent leaves its socket file behind
+    a = make_agent(tmp_path)
+    await a.start()
+    try:
+        [resp] = await ask(a.diag.path, {"id": 1, "cmd": "hello"})
+        assert resp["ok"]
+        second = DiagServer(a, a.config.diagnostics)
+        with pytest.raises(RuntimeError, match="another agent already serves"):
+            await second.start()
+    finally:
+        await a.shutdown()
