@@ -1,0 +1,1 @@
+"""Provisioning and flashing of edge-agent gateways; the command is tools/flash.py (`edge-flash`)."""

@@ -1,0 +1,195 @@
+"""Write an image to a card or file, then read it back and compare hashes.
+
+The first block (the partition table) is written as zeros first and for real
+only after everything else is on the card and synced. A card whose write was
+interrupted therefore has no partition table: it cannot boot half-written,
+and the tool says so. Reading, hashing and writing overlap in two threads.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+from typing import Iterator
+
+from .errors import FlashError
+from .progress import ProgressBar
+from .target import Target
+
+QUEUE_DEPTH = 4
+_END = object()
+
+
+class WriteResult:
+    def __init__(self, sha256: str, size: int, write_seconds: float, verify_seconds: float) -> None:
+        self.sha256 = sha256
+        self.size = size
+        self.write_seconds = write_seconds
+        self.verify_seconds = verify_seconds
+
+    @property
+    def seconds(self) -> float:
+        return self.write_seconds + self.verify_seconds
+
+
+def interrupted(target: Target, done: int, total: int, reason: str) -> FlashError:
+    return FlashError(f"the write to {target.path} stopped after {done / 1e6:.1f} of {total / 1e6:.1f} MB: {reason}. "
+                      "The card is NOT verified and has no partition table, so it will not boot.",
+                      "do not install it; fix the cause and run the same command again")
+
+
+def _producer(chunks: Iterator[bytes], out: "queue.Queue[object]", digest: "hashlib._Hash", stop: threading.Event) -> None:
+    try:
+        for chunk in chunks:
+            digest.update(chunk)
+            while not stop.is_set():
+                try:
+                    out.put(chunk, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        out.put(_END)
+    except BaseException as exc:  # handed to the writing thread, which reports it
+        out.put(exc)
+
+
+def _open_target(target: Target) -> int:
+    flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
+    if target.kind == "device":
+        flags |= os.O_EXCL  # the kernel refuses if anything mounted or opened it exclusively
+    else:
+        flags |= os.O_CREAT | os.O_TRUNC
+    try:
+        return os.open(target.path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno in (16,):  # EBUSY
+            raise FlashError(f"{target.path} is in use (mounted or opened by another program)",
+                             "unmount it and close other disk tools, then run again") from exc
+        if exc.errno in (13, 30, 1):  # EACCES, EROFS, EPERM
+            raise FlashError(f"{target.path} cannot be opened for writing: {exc.strerror}",
+                             "run with sudo for a card, check the lock switch, or pick a writable file") from exc
+        raise FlashError(f"cannot open {target.path}: {exc.strerror}", "check the target") from exc
+
+
+def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: ProgressBar) -> tuple[str, float]:
+    """Write every chunk; return (sha256 of what was written, seconds)."""
+    digest = hashlib.sha256()
+    handoff: "queue.Queue[object]" = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+    thread = threading.Thread(target=_producer, args=(chunks, handoff, digest, stop), daemon=True, name="image-reader")
+    fd = _open_target(target)
+    done = 0
+    first: bytes | None = None
+    progress.start("writing")
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            chunk = item  # type: ignore[assignment]
+            if first is None:
+                first = bytes(chunk)  # type: ignore[arg-type]
+                chunk = bytes(len(first))
+            view = memoryview(chunk)  # type: ignore[arg-type]
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            done += len(chunk)  # type: ignore[arg-type]
+            progress.update(done, total)
+        if done != total:
+            raise FlashError(f"the image produced {done} bytes, expected {total}")
+        os.fsync(fd)
+        if first is not None:
+            os.pwrite(fd, first, 0)
+            os.fsync(fd)
+    except FlashError as exc:
+        raise interrupted(target, done, total, exc.message) from exc
+    except OSError as exc:
+        raise interrupted(target, done, total, exc.strerror or str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        raise interrupted(target, done, total, "interrupted by the user") from exc
+    finally:
+        stop.set()
+        os.close(fd)
+        thread.join(timeout=5)
+    return digest.hexdigest(), progress.finish(done, total)
+
+
+def _reader(fd: int, total: int, block: int, out: "queue.Queue[object]", stop: threading.Event) -> None:
+    try:
+        pos = 0
+        while pos < total and not stop.is_set():
+            data = os.pread(fd, min(block, total - pos), pos)
+            if not data:
+                out.put(OSError(0, f"the target ends after {pos} bytes"))
+                return
+            pos += len(data)
+            while not stop.is_set():
+                try:
+                    out.put(data, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+        out.put(_END)
+    except BaseException as exc:
+        out.put(exc)
+
+
+def verify_image(target: Target, total: int, expected: str, block: int, progress: ProgressBar) -> float:
+    """Read back `total` bytes from the target and compare their SHA-256; FlashError if they differ."""
+    try:
+        fd = os.open(target.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FlashError(f"cannot read {target.path} back to verify it: {exc.strerror}. The card is NOT verified.",
+                         "run again; if it repeats, the card or reader is faulty") from exc
+    digest = hashlib.sha256()
+    handoff: "queue.Queue[object]" = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+    done = 0
+    progress.start("verify")
+    try:
+        if hasattr(os, "posix_fadvise"):
+            # drop cached pages so the hash covers what the card holds, not what we handed the kernel
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        thread = threading.Thread(target=_reader, args=(fd, total, block, handoff, stop), daemon=True, name="verify-reader")
+        thread.start()
+        while True:
+            item = handoff.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            digest.update(item)  # type: ignore[arg-type]
+            done += len(item)  # type: ignore[arg-type]
+            progress.update(done, total)
+    except OSError as exc:
+        raise FlashError(f"reading {target.path} back failed after {done / 1e6:.1f} MB: {exc.strerror or exc}. "
+                         "The card is NOT verified.", "do not install it; try another card") from exc
+    except KeyboardInterrupt as exc:
+        raise FlashError(f"verification of {target.path} was interrupted. The card is NOT verified.",
+                         "run the same command again") from exc
+    finally:
+        stop.set()
+        os.close(fd)
+    seconds = progress.finish(done, total)
+    if digest.hexdigest() != expected:
+        raise FlashError(f"verification FAILED: {target.path} does not hold what was written "
+                         f"(sha256 {digest.hexdigest()[:16]}... vs {expected[:16]}...). The card is NOT verified.",
+                         "do not install it; the card or reader is probably faulty, use another one")
+    return seconds
+
+
+def write_and_verify(chunks: Iterator[bytes], total: int, target: Target, block: int,
+                     progress: ProgressBar, verify: bool = True) -> WriteResult:
+    started = time.monotonic()
+    sha, write_seconds = write_image(chunks, total, target, progress)
+    verify_seconds = verify_image(target, total, sha, block, progress) if verify else 0.0
+    del started
+    return WriteResult(sha, total, write_seconds, verify_seconds)
