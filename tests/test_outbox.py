@@ -60,7 +60,9 @@ def test_values_keep_their_types(tmp_path):
         ob = make_outbox(tmp_path)
         await ob.open()
         c = ob.clock
-        ob.add([c.reading("d", "a", True), c.reading("d", "b", 3), c.reading("d", "c", "text"), c.reading("d", "e", None, status="timeout", detail="no answer")])
+        ob.add(
+            [c.reading("d", "a", True), c.reading("d", "b", 3), c.reading("d", "c", "text"), c.reading("d", "e", None, status="timeout", detail="no answer")]
+        )
         await ob.flush()
         got = await fetch_all(ob)
         await ob.close()
@@ -218,6 +220,35 @@ def test_byte_cap_drops_the_oldest_and_reports_how_many(tmp_path):
     kept = sorted(r[0] for r in rows)
     assert kept == list(range(kept[0], kept[-1] + 1))
     assert drops[-1]["last_seq"] == kept[0] - 1
+    # nothing was acknowledged, so the newest event alone explains everything lost since seq 1
+    assert drops[-1]["first_seq"] == 1 and drops[-1]["span_count"] == stats["dropped"]
+
+
+def test_a_new_drop_span_starts_once_the_hub_has_the_event_that_explains_the_last(tmp_path):
+    async def fill(ob, start):
+        c = ob.clock
+        for _ in range(start, start + 40):
+            ob.add([c.reading("meter-1", "active_power", float(k), "W", detail="x" * 40) for k in range(1000)])
+            await ob.flush()
+            if any(r[1] == EVENT_DEVICE for r in await fetch_all(ob)):
+                return
+
+    async def main():
+        ob = make_outbox(tmp_path, max_bytes=1024 * 1024)
+        await ob.open()
+        await fill(ob, 0)
+        await ob.flush()  # commits the event of the last drop
+        first = [(r[0], json.loads(r[3])) for r in await fetch_all(ob) if r[1] == EVENT_DEVICE]
+        ob.ack([seq for seq, _ in first])  # the hub got it
+        await ob.flush()
+        await fill(ob, 100)
+        second = [json.loads(r[3]) for r in await fetch_all(ob) if r[1] == EVENT_DEVICE]
+        await ob.close()
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert first[-1][1]["first_seq"] == 1
+    assert second[-1]["first_seq"] > first[-1][1]["last_seq"]
 
 
 def test_memory_bound_drops_oldest_uncommitted_and_reports(tmp_path):

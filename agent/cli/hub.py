@@ -27,6 +27,12 @@ def register(sub: Any) -> None:
     listen.add_argument("--quiet", "-q", action="store_true", help="do not print every reading; only the summary at exit")
     listen.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
     listen.add_argument("--client-id", default="edge-hub-listener", help="MQTT client id")
+    listen.add_argument(
+        "--session-expiry",
+        type=int,
+        default=3600,
+        help="seconds the broker keeps this listener's session and queues messages for it while it is away (0: clean session)",
+    )
     listen.add_argument("--username", default="")
     listen.add_argument("--password-file", default="", help="file holding the MQTT password")
     listen.add_argument("--ca-file", default="", help="CA of the broker's certificate (enables TLS)")
@@ -69,6 +75,7 @@ def handle_listen(args: Any) -> int:
         username=args.username,
         password=password,
         tls=tls,
+        session_expiry=args.session_expiry,
         log=logging.getLogger("edge_agent.hub"),
     )
     stop = threading.Event()

@@ -198,7 +198,8 @@ class Outbox:
         for d in drops:
             self._count_drop(d.reason, d.count)
             self.log.warning("outbox over its %s cap: dropped %d oldest unsent readings (seq %d..%d)", d.reason, d.count, d.first_seq, d.last_seq)
-            self.event("dropped", {"count": d.count, "reason": d.reason, "first_seq": d.first_seq, "last_seq": d.last_seq})
+            # first_seq..last_seq spans every drop the hub has not yet been told of (see store.Drop)
+            self.event("dropped", {"count": d.count, "reason": d.reason, "first_seq": d.span_first, "last_seq": d.last_seq, "span_count": d.span_count})
 
     async def _store_failed(self, exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}"

@@ -13,11 +13,12 @@ the same transaction as the rows they describe.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from agent.outbox.seqfile import SeqFile
@@ -70,15 +71,22 @@ def is_corrupt(exc: BaseException) -> bool:
 
 
 class Drop:
-    """Rows the store removed unsent: how many and which sequence range."""
+    """Rows the store removed unsent.
 
-    __slots__ = ("count", "first_seq", "last_seq", "reason")
+    `count` is this drop; `span_first`..`last_seq` and `span_count` cover every
+    drop since the hub last acknowledged a `dropped` event, so the newest event
+    alone explains every gap even when older events were dropped too.
+    """
 
-    def __init__(self, count: int, first_seq: int, last_seq: int, reason: str) -> None:
+    __slots__ = ("count", "first_seq", "last_seq", "reason", "span_first", "span_count")
+
+    def __init__(self, count: int, first_seq: int, last_seq: int, reason: str, span_first: int = 0, span_count: int = 0) -> None:
         self.count = count
         self.first_seq = first_seq
         self.last_seq = last_seq
         self.reason = reason
+        self.span_first = span_first or first_seq
+        self.span_count = span_count or count
 
 
 class Store:
@@ -92,6 +100,11 @@ class Store:
         self._reserved = 0
         self._boot_ids: dict[str, int] = {}
         self._boot_names: dict[int, str] = {}
+        # the drop span: see Drop
+        self.drop_first = 0
+        self.drop_count = 0
+        self.drop_event = 0
+        self._dropped_since_event = False
 
     # -- opening ---------------------------------------------------------------
 
@@ -135,10 +148,14 @@ class Store:
             conn.execute("BEGIN")
             conn.execute("INSERT OR IGNORE INTO meta VALUES('next_seq', 1)")
             conn.execute("INSERT OR IGNORE INTO meta VALUES('rows', -1)")
+            for key in ("drop_first", "drop_count", "drop_event"):
+                conn.execute("INSERT OR IGNORE INTO meta VALUES(?, 0)", (key,))
             conn.execute("COMMIT")
             meta = dict(conn.execute("SELECT key, value FROM meta"))
             self.next_seq = int(meta["next_seq"])
             self.rows = int(meta["rows"])
+            self.drop_first, self.drop_count, self.drop_event = (int(meta[k]) for k in ("drop_first", "drop_count", "drop_event"))
+            self._dropped_since_event = bool(self.drop_first)
             if self.rows < 0:
                 # Fresh file, or one written before the counter existed.
                 self.rows = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -180,6 +197,18 @@ class Store:
             self.conn = None
 
     # -- writing ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        conn = self.conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.execute("COMMIT")
 
     def _set_meta(self, key: str, value: int) -> None:
         self.conn.execute("UPDATE meta SET value=? WHERE key=?", (value, key))  # type: ignore[union-attr]
@@ -224,6 +253,7 @@ class Store:
         seq = first
         boot_cache: dict[str, int] = {}
         rb_boot, rb_offset = rebase if rebase else ("", 0.0)
+        new_drop_event = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
             for r in readings:
@@ -237,6 +267,8 @@ class Store:
                     value = int(value)
                 elif r.device == EVENT_DEVICE:
                     vk = VK_JSON
+                    if r.metric == "dropped" and '"first_seq"' in str(value):
+                        new_drop_event = seq
                 wall = r.wall
                 if r.synced:
                     tq = TQ_SYNCED
@@ -253,6 +285,12 @@ class Store:
             acked = list(acked)
             if acked:
                 deleted = self._delete(acked)
+                if self.drop_event and not self._dropped_since_event and self.drop_event in set(acked):
+                    # the hub has the event that explains every drop so far: start a new span
+                    self._set_drop_span(0, 0, 0)
+            if new_drop_event:
+                self._set_drop_span(self.drop_first, self.drop_count, new_drop_event)
+                self._dropped_since_event = False
             self._set_meta("next_seq", seq)
             self._set_meta("rows", self.rows + len(rows) - deleted)
             conn.execute("COMMIT")
@@ -284,6 +322,18 @@ class Store:
             deleted += cur.rowcount
         return deleted
 
+    def _set_drop_span(self, first: int, count: int, event: int) -> None:
+        self.drop_first, self.drop_count, self.drop_event = first, count, event
+        self._set_meta("drop_first", first)
+        self._set_meta("drop_count", count)
+        self._set_meta("drop_event", event)
+
+    def _record_drop(self, n: int, lo: int, hi: int, reason: str) -> Drop:
+        """Called inside the deleting transaction."""
+        self._set_drop_span(self.drop_first or lo, self.drop_count + n, self.drop_event)
+        self._dropped_since_event = True
+        return Drop(n, lo, hi, reason, self.drop_first, self.drop_count)
+
     def rebase_stored(self, boot_id: str, offset: float) -> int:
         """Correct the stored unsynced readings of `boot_id` once its wall clock is known."""
         conn = self.conn
@@ -291,7 +341,7 @@ class Store:
         boot = self._boot_ids.get(boot_id)
         if boot is None:
             return 0
-        with conn:
+        with self._transaction():
             cur = conn.execute(
                 "UPDATE outbox SET wall = ? + mono_ns / 1e9, tq = ? WHERE tq = ? AND boot = ?",
                 (offset, TQ_REBASED, TQ_UNSYNCED, boot),
@@ -324,11 +374,12 @@ class Store:
         n, lo, hi = conn.execute("SELECT count(*), min(seq), max(seq) FROM outbox WHERE tq != ? AND wall < ?", (TQ_UNSYNCED, oldest_wall)).fetchone()
         if not n:
             return None
-        with conn:
+        with self._transaction():
             cur = conn.execute("DELETE FROM outbox WHERE tq != ? AND wall < ?", (TQ_UNSYNCED, oldest_wall))
             self._set_meta("rows", self.rows - cur.rowcount)
+            drop = self._record_drop(cur.rowcount, lo, hi, "max_age")
         self.rows -= cur.rowcount
-        return Drop(cur.rowcount, lo, hi, "max_age")
+        return drop
 
     def _drop_oldest(self, count: int, reason: str) -> Drop | None:
         conn = self.conn
@@ -339,11 +390,12 @@ class Store:
             return None
         if hi is None:
             hi = conn.execute("SELECT max(seq) FROM outbox").fetchone()[0]
-        with conn:
+        with self._transaction():
             cur = conn.execute("DELETE FROM outbox WHERE seq <= ?", (hi,))
             self._set_meta("rows", self.rows - cur.rowcount)
+            drop = self._record_drop(cur.rowcount, lo, hi, reason)
         self.rows -= cur.rowcount
-        return Drop(cur.rowcount, lo, hi, reason)
+        return drop
 
     # -- reading ---------------------------------------------------------------
 

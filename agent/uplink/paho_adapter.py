@@ -263,9 +263,13 @@ class Subscriber:
         username: str = "",
         password: str | None = None,
         tls: TlsConfig | None = None,
+        session_expiry: int = 0,
         log: logging.Logger,
     ) -> None:
         self.topics = topics
+        # A hub should keep a persistent session: while it is away the broker
+        # queues the gateways' QoS 1 messages for it instead of dropping them.
+        self.session_expiry = session_expiry
         self.log = log
         self._handler = on_message
         self.connected = threading.Event()
@@ -303,7 +307,14 @@ class Subscriber:
 
     def start(self, host: str, port: int, timeout: float = 10.0) -> None:
         """Connect, subscribe and run paho's thread; keeps reconnecting if the broker goes away."""
-        self.client.connect_async(host, port, keepalive=30, clean_start=True)
+        props = None
+        if self.session_expiry:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry
+        self.client.connect_async(host, port, keepalive=30, clean_start=not self.session_expiry, properties=props)
         self.client.loop_start()
         if not self.connected.wait(timeout):
             self.stop()
