@@ -66,10 +66,12 @@ def build_image(path: Path, release: str = "trixie", boot_mb: int = 40, root_mb:
         (stage / name).write_text(text)
         run("mcopy", "-i", f"{path}@@{BOOT_START * 512}", str(stage / name), f"::{name}")
     shutil.rmtree(stage)
-    rng = random.Random(seed)
+    # a random block tiled with its index: every offset is distinct, yet it compresses fast
+    block = random.Random(seed).randbytes(64 << 10)
+    tiles = b"".join(i.to_bytes(8, "little") + block[8:] for i in range(root_sectors * 512 // len(block)))
     with open(path, "r+b") as f:
         f.seek(root_start * 512)
-        f.write(rng.randbytes(root_sectors * 512))
+        f.write(tiles)
     return path
 
 
@@ -100,7 +102,7 @@ def make_wheel(directory: Path, name: str, version: str = "1.0", requires: list[
     dist = name.replace("-", "_")
     path = directory / f"{dist}-{version}-{tag}.whl"
     info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires or []]
     files = {f"{info}/METADATA": "\n".join(meta) + "\n",
              f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"}
@@ -136,7 +138,7 @@ def make_ca(directory: Path, encrypted: bytes | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test City Installer CA")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -162,3 +164,25 @@ def write_config(path: Path, gateway_id: str = "gw-test-01") -> Path:
     text = text.replace('id = "gw-cabinet-0412"', f'id = "{gateway_id}"', 1)
     path.write_text(text)
     return path
+
+
+class Kit:
+    """Everything a flashing run needs, built once per test directory."""
+
+    def __init__(self, root: Path, release: str = "trixie") -> None:
+        self.root = root
+        self.image = build_image(root / f"{release}.img", release)
+        self.agent_wheel, self.wheelhouse = make_wheels(root)
+        self.ca = make_ca(root / "ca")
+        self.key = ssh_key(root)
+        self.config = write_config(root / "gw-test-01.toml")
+        self.inventory = root / "inventory"
+
+    def args(self, target: Path | str | None, *extra: str, config: Path | None = None, image: Path | None = None) -> list[str]:
+        argv = ["write", "--image", str(image or self.image), "--config", str(config or self.config),
+                "--ca-dir", str(self.ca), "--ssh-key", str(self.key), "--agent-wheel", str(self.agent_wheel),
+                "--wheelhouse", str(self.wheelhouse), "--inventory", str(self.inventory), "--yes",
+                "--scratch-dir", str(self.root)]
+        if target is not None:
+            argv += ["--target", str(target)]
+        return argv + list(extra)

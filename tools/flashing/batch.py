@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import FlashError
 from .gatewayconf import load_gateway_config

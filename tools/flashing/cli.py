@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .batch import run_batch
 from .errors import EXIT_BAD_INPUT, FlashError

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import struct
 from array import array
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from .errors import FatError
-from .fat_names import (ATTR_ARCHIVE, ATTR_DIRECTORY, DELETED, ENTRY_SIZE, DirEntry,
-                        exact_short_name, lfn_entries, make_short_name, pack_entry,
-                        parse_directory, short_display, update_entry,
-                        validate_long_name)
+from .fat_names import (
+    ATTR_ARCHIVE,
+    ATTR_DIRECTORY,
+    DELETED,
+    ENTRY_SIZE,
+    DirEntry,
+    exact_short_name,
+    lfn_entries,
+    make_short_name,
+    pack_entry,
+    parse_directory,
+    short_display,
+    update_entry,
+    validate_long_name,
+)
 
 FAT16_EOC = 0xFFFF
 FAT32_EOC = 0x0FFFFFFF
@@ -140,7 +152,7 @@ class FatVolume:
                            f"{self.free_bytes()} free)",
                            "leave out wheels the gateway does not need or use a smaller wheelhouse")
         eoc = FAT32_EOC if self.fat_type == 32 else FAT16_EOC
-        for here, nxt in zip(found, found[1:] + [None]):
+        for here, nxt in zip(found, found[1:] + [None], strict=True):
             self._set(here, nxt if nxt is not None else eoc)
         self._next_free = found[-1] + 1
         return found

@@ -31,7 +31,7 @@ class CertificateAuthority:
         self.cert_pem = cert_pem
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]) -> "CertificateAuthority":
+    def load(cls, directory: str | os.PathLike[str]) -> CertificateAuthority:
         """Load ca.crt and ca.key from a directory; the key may be encrypted ($EDGE_CA_PASSPHRASE)."""
         ca_dir = Path(directory)
         hint = (f"put the CA certificate ({' or '.join(CA_CERT_NAMES)}) and its key "
@@ -67,7 +67,7 @@ class CertificateAuthority:
             is_ca = False
         if not is_ca:
             raise FlashError(f"{cert_path} is not a CA certificate (basicConstraints CA:TRUE missing)", hint)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         if cert.not_valid_after_utc < now:
             raise FlashError(f"the CA certificate {cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d}",
                              "renew the CA certificate")
@@ -117,7 +117,7 @@ def create_identity(gateway_id: str, ca: CertificateAuthority | None, days: int 
     cert_sha256 = None
     ca_pem = None
     if ca is not None:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         not_after = min(now + dt.timedelta(days=days), ca.cert.not_valid_after_utc)
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.cert.subject)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())

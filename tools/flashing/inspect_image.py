@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import stat
-import os
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes

@@ -100,7 +100,7 @@ def parse_mbr(sector: bytes) -> PartitionTable:
         raise FlashError("the image's partition table is empty",
                          "the file is corrupt or not a disk image; download the image again")
     ordered = sorted(partitions, key=lambda p: p.start)
-    for left, right in zip(ordered, ordered[1:]):
+    for left, right in zip(ordered, ordered[1:], strict=False):
         if left.end > right.start:
             raise FlashError(f"partitions {left.number} and {right.number} of the image overlap",
                              "the file is corrupt; download the image again")

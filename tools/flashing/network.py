@@ -72,7 +72,7 @@ class NetworkSettings:
         if self.eth_address:
             lines += [f"      addresses: [{q(self.eth_address)}]"]
             if self.eth_gateway:
-                lines += ["      routes:", f"        - to: default", f"          via: {q(self.eth_gateway)}"]
+                lines += ["      routes:", "        - to: default", f"          via: {q(self.eth_gateway)}"]
             if self.dns:
                 lines += ["      nameservers:", f"        addresses: [{', '.join(q(s) for s in self.dns)}]"]
         else:

@@ -100,7 +100,7 @@ def _user_data(s: Settings) -> bytes:
 
 def build_payload(s: Settings, release: Release, identity: Identity, hub_ca_pem: bytes | None,
                   wheels: list[Path], now: dt.datetime | None = None) -> Payload:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     cfg = s.config
     d = PAYLOAD_DIR
     files: dict[str, bytes] = {

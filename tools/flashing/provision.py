@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from .errors import FlashError
 from .gatewayconf import load_gateway_config
@@ -185,7 +186,7 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
             "identity": "signed" if identity.cert_pem else "csr", "image": str(source.path),
             "written_bytes": source.size, "target": target.path, "target_serial": target.serial,
             "mechanism": release.mechanism, "release": release.name,
-            "flashed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "flashed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         try:
             result = write_and_verify(opened.chunks(opts.block_size), source.size, target, opts.block_size, ctx.progress)

@@ -107,7 +107,7 @@ def xz_uncompressed_size(f: BinaryIO, file_size: int) -> int:
 class ImageStream:
     """Decompressed image bytes, read front to back once."""
 
-    def __init__(self, source: "ImageSource") -> None:
+    def __init__(self, source: ImageSource) -> None:
         self.source = source
         self._raw = open(source.path, "rb")
         self._hasher: HashingReader | None = None
@@ -159,7 +159,7 @@ class ImageStream:
         finally:
             self._raw.close()
 
-    def __enter__(self) -> "ImageStream":
+    def __enter__(self) -> ImageStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,7 +176,7 @@ class ImageSource:
         self.member = member
 
     @classmethod
-    def open_path(cls, path: str | os.PathLike[str]) -> "ImageSource":
+    def open_path(cls, path: str | os.PathLike[str]) -> ImageSource:
         image = Path(path)
         if not image.is_file():
             raise FlashError(f"image {image} does not exist or is not a file",

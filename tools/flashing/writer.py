@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import FlashError
 from .progress import ProgressBar
@@ -40,7 +40,7 @@ def interrupted(target: Target, done: int, total: int, reason: str) -> FlashErro
                       "do not install it; fix the cause and run the same command again")
 
 
-def _producer(chunks: Iterator[bytes], out: "queue.Queue[object]", digest: "hashlib._Hash", stop: threading.Event) -> None:
+def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib._Hash, stop: threading.Event) -> None:
     try:
         for chunk in chunks:
             digest.update(chunk)
@@ -53,7 +53,7 @@ def _producer(chunks: Iterator[bytes], out: "queue.Queue[object]", digest: "hash
             if stop.is_set():
                 return
         out.put(_END)
-    except BaseException as exc:  # handed to the writing thread, which reports it
+    except Exception as exc:  # noqa: BLE001 -- handed to the writing thread, which reports it
         out.put(exc)
 
 
@@ -78,7 +78,7 @@ def _open_target(target: Target) -> int:
 def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: ProgressBar) -> tuple[str, float]:
     """Write every chunk; return (sha256 of what was written, seconds)."""
     digest = hashlib.sha256()
-    handoff: "queue.Queue[object]" = queue.Queue(maxsize=QUEUE_DEPTH)
+    handoff: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
     thread = threading.Thread(target=_producer, args=(chunks, handoff, digest, stop), daemon=True, name="image-reader")
     fd = _open_target(target)
@@ -122,7 +122,7 @@ def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: P
     return digest.hexdigest(), progress.finish(done, total)
 
 
-def _reader(fd: int, total: int, block: int, out: "queue.Queue[object]", stop: threading.Event) -> None:
+def _reader(fd: int, total: int, block: int, out: queue.Queue[object], stop: threading.Event) -> None:
     try:
         pos = 0
         while pos < total and not stop.is_set():
@@ -138,7 +138,7 @@ def _reader(fd: int, total: int, block: int, out: "queue.Queue[object]", stop: t
                 except queue.Full:
                     continue
         out.put(_END)
-    except BaseException as exc:
+    except Exception as exc:  # noqa: BLE001 -- handed to the verifying thread
         out.put(exc)
 
 
@@ -150,7 +150,7 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
         raise FlashError(f"cannot read {target.path} back to verify it: {exc.strerror}. The card is NOT verified.",
                          "run again; if it repeats, the card or reader is faulty") from exc
     digest = hashlib.sha256()
-    handoff: "queue.Queue[object]" = queue.Queue(maxsize=QUEUE_DEPTH)
+    handoff: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
     done = 0
     progress.start("verify")
