@@ -5,9 +5,13 @@ recorded at install time, one with the container empty and one full
 (`edge-agent diag camera reference <camera> <bin> empty|full`). Each pixel is
 scored by whether it looks more like the empty or the full reference; pixels
 that look the same in both (the rim, a wall) carry no information and are
-weighted out. The fill percentage is the weighted share of pixels that look
-full. A model-based estimator plugs in through the same `FillEstimator`
-interface.
+left out. The covered share is the share of the remaining pixels that look
+full. Seen from the side that share is the fill level. Seen from above, the
+rubbish surface looks larger the nearer it comes to the camera: its apparent
+size grows from `floor_scale` (the floor's size relative to the opening) to 1,
+inversely with its distance, so the level is recovered from the square root of
+the covered share by inverting that perspective. A model-based estimator plugs
+in through the same `FillEstimator` interface.
 
 The reported level is the median of the last `smoothing` estimates, so a
 person walking past the container does not make it overflow.
@@ -34,21 +38,30 @@ class FillEstimator(Protocol):
 
 
 class ReferenceFillEstimator:
-    def __init__(self, empty_bgr: np.ndarray, full_bgr: np.ndarray) -> None:
+    def __init__(self, empty_bgr: np.ndarray, full_bgr: np.ndarray, floor_scale: float = 1.0) -> None:
         self.empty = _prepare(empty_bgr)
         self.full = _prepare(full_bgr)
+        self.floor_scale = floor_scale
         contrast = np.linalg.norm(self.full - self.empty, axis=2)
         # pixels the two references disagree on are the only evidence
-        self.weight = np.clip(contrast - 8.0, 0, None)
-        if float(self.weight.sum()) < 1e-6:
+        self.informative = contrast > 12.0
+        if int(self.informative.sum()) < 16:
             raise ValueError("the empty and full reference images look the same; record them again with the container really empty and really full")
 
-    def estimate(self, region_bgr: np.ndarray) -> float:
+    def covered(self, region_bgr: np.ndarray) -> float:
+        """Share (0..1) of the informative pixels that look like the full reference."""
         cur = _prepare(region_bgr)
         d_empty = np.linalg.norm(cur - self.empty, axis=2)
         d_full = np.linalg.norm(cur - self.full, axis=2)
-        looks_full = d_empty / (d_empty + d_full + 1e-6)
-        return float(100.0 * (looks_full * self.weight).sum() / self.weight.sum())
+        return float(((d_full < d_empty) & self.informative).sum() / self.informative.sum())
+
+    def estimate(self, region_bgr: np.ndarray) -> float:
+        c = self.covered(region_bgr)
+        if self.floor_scale >= 0.999:
+            return 100.0 * c
+        s0 = self.floor_scale
+        s = min(max(c**0.5, s0), 1.0)
+        return 100.0 * (1.0 / s0 - 1.0 / s) / (1.0 / s0 - 1.0)
 
 
 def _prepare(img: np.ndarray) -> np.ndarray:
@@ -114,7 +127,7 @@ class BinMonitor:
             self.estimator, self.error = None, f"cannot read reference images {empty_p}, {full_p}; record them again"
             return
         try:
-            self.estimator = ReferenceFillEstimator(empty, full)
+            self.estimator = ReferenceFillEstimator(empty, full, self.cfg.floor_scale)
             self.error = ""
         except ValueError as exc:
             self.estimator, self.error = None, str(exc)

@@ -80,6 +80,13 @@ class BinConfig(StrictModel):
     name: str = Field(pattern=NAME_PATTERN, description="Container name; readings carry it as detail `bin=<name>`.")
     region: tuple[float, float, float, float] = Field(description="[x1, y1, x2, y2] of the container's opening or visible fill area, fractions.")
     estimator: Literal["reference"] = Field("reference", description="How the level is estimated (reference images).")
+    floor_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Camera above the container: apparent size of its floor relative to its opening (1 = seen from the side, no perspective). "
+        "Equals (camera height - container height) / (camera height - container height + container depth).",
+    )
     overflow_level: float = Field(95.0, gt=0, le=100, description="Fill % at or above which `overflow` is reported true.")
     smoothing: int = Field(5, ge=1, le=100, description="Estimates (one per processed frame) whose median is reported; hides people walking past.")
     empty_reference: str = Field("", description="PNG of the region empty; default <data_dir>/vision/<camera>/<bin>_empty.png.")

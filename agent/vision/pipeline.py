@@ -1,0 +1,136 @@
+"""One camera's analysis: detections -> tracks -> line crossings, zone
+states and bin levels. Runs inside the vision worker process.
+
+Detection is either the ONNX model (detector mode) or background
+subtraction (motion mode); both produce boxes, scores and labels for the same
+tracker, so lines and zones behave the same in both modes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from agent.vision.bins import BinMonitor
+from agent.vision.config import CameraConfig, VisionConfig
+from agent.vision.lines import CountingLine
+from agent.vision.motion import MotionDetector
+from agent.vision.tracker import Track, Tracker
+from agent.vision.zones import Zone
+
+# frame -> (boxes (N,4) x1 y1 x2 y2 pixels, scores (N,), labels)
+DetectFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, list[str]]]
+
+
+def model_detector(cam: CameraConfig, vision: VisionConfig) -> tuple[DetectFn, dict[str, Any]]:
+    """Load the camera's ONNX model; returns the detect function and what
+    the status shows about the model."""
+    from agent.vision.models import load_detector  # onnxruntime only where a model is used
+
+    det = load_detector(cam.model, models_dir=vision.models_dir, threads=vision.onnx_threads, spinning=vision.onnx_spinning)
+
+    def detect(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        found = det.detect(frame)
+        boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
+        return boxes, np.array([d.score for d in found], dtype=np.float64), [d.label for d in found]
+
+    info = {"model": cam.model, "labels": list(getattr(det, "labels", []) or [])}
+    return detect, info
+
+
+class Ema:
+    """Exponential moving average of a duration in ms."""
+
+    def __init__(self, alpha: float = 0.1) -> None:
+        self.alpha = alpha
+        self.value: float | None = None
+
+    def add(self, ms: float) -> None:
+        self.value = ms if self.value is None else self.value + self.alpha * (ms - self.value)
+
+
+class CameraPipeline:
+    def __init__(self, cam: CameraConfig, data_dir: str, detect: DetectFn | None, info: dict[str, Any] | None = None) -> None:
+        self.cam = cam
+        self.data_dir = data_dir
+        self.info = dict(info or {})
+        if cam.mode == "motion":
+            motion = MotionDetector(cam.motion_label, cam.motion_min_area)
+            detect = motion.detect
+            self.info.setdefault("model", "motion")
+        # a camera that only watches bins needs no detector at all
+        self.needs_detections = bool(cam.lines or cam.zones)
+        self.detect = detect
+        self.classes = set(cam.classes)
+        self.tracker = Tracker(cam.tracker)
+        self.lines: list[CountingLine] = []
+        self.zones: list[Zone] = []
+        self.bins = [BinMonitor(b, cam.name, data_dir) for b in cam.bins]
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+        self.stage_ms = {name: Ema() for name in ("detect", "track", "count", "bins")}
+        self.last_image: np.ndarray | None = None
+        self.last_boxes = np.zeros((0, 4))
+        self.last_labels: list[str] = []
+        self.tracks: list[Track] = []
+
+    def _geometry(self, w: int, h: int) -> None:
+        if self._size == (w, h):
+            return
+        # first frame, or the camera changed resolution: rebuild (normalised config)
+        self._size = (w, h)
+        self.lines = [CountingLine(lc, w, h, self.cam.classes) for lc in self.cam.lines]
+        self.zones = [Zone(zc, w, h, self.cam.classes) for zc in self.cam.zones]
+
+    def process(self, image: np.ndarray, t: float) -> dict[str, Any]:
+        """Analyse one frame taken at time `t` (seconds). Returns the events:
+        crossings [(line, label, direction, track_id)], zones {name: value}
+        whose debounced value changed, bins {name: (level, overflow)}."""
+        h, w = image.shape[:2]
+        self._geometry(w, h)
+        self.frames += 1
+        self.last_image = image
+        events: dict[str, Any] = {"crossings": [], "zones": {}, "bins": {}}
+        if self.needs_detections and self.detect is not None:
+            t0 = time.perf_counter()
+            boxes, scores, labels = self.detect(image)
+            if self.classes and len(labels):
+                keep = [i for i, lab in enumerate(labels) if lab in self.classes]
+                boxes, scores, labels = boxes[keep], scores[keep], [labels[i] for i in keep]
+            t1 = time.perf_counter()
+            self.tracks = self.tracker.update(boxes, scores, labels, t)
+            t2 = time.perf_counter()
+            for line in self.lines:
+                for c in line.update(self.tracks, t):
+                    events["crossings"].append((c.line, c.label, c.direction, c.track_id))
+                line.forget(self.tracker.removed)
+            for z in self.zones:
+                if z.update(self.tracks, t):
+                    events["zones"][z.name] = z.state.value
+            t3 = time.perf_counter()
+            self.last_boxes, self.last_labels = boxes, labels
+            self.stage_ms["detect"].add((t1 - t0) * 1000)
+            self.stage_ms["track"].add((t2 - t1) * 1000)
+            self.stage_ms["count"].add((t3 - t2) * 1000)
+        if self.bins:
+            t0 = time.perf_counter()
+            for b in self.bins:
+                b.update(image)
+                if b.level is not None:
+                    events["bins"][b.name] = (round(b.level, 1), b.overflow)
+            self.stage_ms["bins"].add((time.perf_counter() - t0) * 1000)
+        return events
+
+    def zone_states(self) -> dict[str, int | None]:
+        return {z.name: z.state.value for z in self.zones}
+
+    def bin_errors(self) -> dict[str, str]:
+        return {b.name: b.error for b in self.bins if b.error}
+
+    def reload_bin(self, name: str) -> None:
+        for b in self.bins:
+            if b.name == name:
+                b.reload()
