@@ -101,12 +101,12 @@ class DiagClient:
             pass  # a non-streaming command sends no events
         return self.last_result
 
-    def stream(self, cmd: str, timeout: float | None = None, **args: Any) -> Iterator[Any]:
+    def stream(self, cmd: str, wait: float | None = None, **args: Any) -> Iterator[Any]:
         """Yield each event of a streaming command; `last_result` holds the final reply."""
         rid = self._send(cmd, args)
         self.last_result: Any = None
-        # timeout: None -> the client's default, 0 -> wait forever (follow, watch)
-        wait = self.timeout if timeout is None else (timeout or None)
+        # wait: None -> the client's default, 0 -> wait forever (follow, watch, scans)
+        wait = self.timeout if wait is None else (wait or None)
         while True:
             msg = self._line(wait)
             if msg.get("id") not in (rid, None):

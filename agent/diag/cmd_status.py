@@ -120,7 +120,7 @@ def run_readings(ctx: Ctx) -> int:
     from agent.diag.client import RemoteError
 
     try:
-        for r in client.stream("readings", timeout=0, **args):
+        for r in client.stream("readings", wait=0, **args):
             if ctx.json:
                 ctx.emit_line(r)
             else:

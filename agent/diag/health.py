@@ -72,8 +72,13 @@ def evaluate(st: dict[str, Any], now: float | None = None) -> list[dict[str, str
         out.append(_f(OK, "clock", "clock", f"synchronised ({clock.get('source')})"))
     for name, dev in sorted((st.get("devices") or {}).items()):
         out.append(_device(name, dev, now))
-    for name, cam in sorted((st.get("cameras") or {}).items()) if isinstance(st.get("cameras"), dict) else []:
-        out.append(_camera(name, cam))
+    cams = st.get("cameras") if isinstance(st.get("cameras"), dict) else {}
+    worker = cams.get("worker") or {}
+    if worker and not worker.get("alive"):
+        out.append(_f(BROKEN, "camera", "vision worker", f"not running ({worker.get('restarts', 0)} restarts): {worker.get('last_error') or 'no error recorded'}", "see the journal (journalctl -u edge-agent); a model file or camera driver problem stops the worker"))
+    for name, cam in sorted(cams.items()):
+        if name != "worker" and isinstance(cam, dict):
+            out.append(_camera(name, cam))
     for name, task in sorted((st.get("tasks") or {}).items()):
         if task.get("failing"):
             out.append(_f(BROKEN, "task", name, f"crashing and restarting ({task.get('restarts')} restarts): {task.get('last_error')}", "see the journal (journalctl -u edge-agent) and attach `diag bundle` to a report"))
@@ -155,17 +160,23 @@ def _device(name: str, dev: dict[str, Any], now: float) -> dict[str, str]:
     return _f(OK, "device", name, f"online, last reading {_ago(dev.get('last_ok'), now)}")
 
 
+def inference_ms(cam: dict[str, Any]) -> Any:
+    return (cam.get("stage_ms") or {}).get("detect", cam.get("inference_ms"))
+
+
 def _camera(name: str, cam: dict[str, Any]) -> dict[str, str]:
     err = cam.get("error") or cam.get("last_error")
     fps = cam.get("fps")
-    if cam.get("online") is False or (err and not fps):
-        return _f(BROKEN, "camera", name, f"no frames: {err or 'camera offline'}", "check the camera's power, cable or stream URL; `edge-agent diag camera snapshot` shows what the agent sees")
-    dropped = cam.get("dropped_frames") or cam.get("drops") or 0
-    summary = f"{fps if fps is not None else '?'} fps, inference {cam.get('inference_ms', '?')} ms, model {cam.get('model', '-')}"
+    if cam.get("finished"):
+        return _f(OK, "camera", name, "video file finished")
+    summary = f"{fps if fps is not None else '?'} fps, {cam.get('frames_analysed', 0)} frames analysed, detect {inference_ms(cam) or '-'} ms, model {cam.get('model') or '-'}"
+    if err and not fps:
+        return _f(BROKEN, "camera", name, f"no frames: {err}", "check the camera's power, cable or stream URL; `edge-agent diag camera snapshot` shows what the agent sees")
     if err:
         return _f(DEGRADED, "camera", name, f"{summary}; {err}", "see the camera's last error")
-    if dropped and cam.get("frames") and dropped > 0.2 * cam["frames"]:
-        return _f(DEGRADED, "camera", name, f"{summary}; {dropped} frames dropped", "the gateway cannot keep up: lower detect_fps")
+    missed, done = cam.get("slots_missed") or 0, cam.get("frames_analysed") or 0
+    if missed and missed > 0.2 * max(done, 1):
+        return _f(DEGRADED, "camera", name, f"{summary}; {missed} analysis slots missed", "the gateway cannot keep up: lower detect_fps or use a smaller model")
     return _f(OK, "camera", name, summary)
 
 

@@ -40,8 +40,19 @@ def _cmdline(pid: str) -> str:
         return "?"
 
 
+def is_agent(holder: dict[str, object], agent_pid: int | None = None) -> bool:
+    cmd = str(holder["cmdline"])
+    return holder["pid"] == agent_pid or (("edge-agent" in cmd or "agent.cli.main" in cmd) and " run" in cmd)
+
+
+def split_holders(device: str, agent_pid: int | None = None) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """(the agent's processes holding `device`, other processes holding it)."""
+    found = holders(device)
+    mine = [h for h in found if is_agent(h, agent_pid)]
+    return mine, [h for h in found if h not in mine]
+
+
 def describe_holders(device: str, found: list[dict[str, object]]) -> str:
-    who = "; ".join(f"pid {h['pid']} ({h['cmdline'][:80]})" for h in found)
-    agentish = any("edge-agent" in str(h["cmdline"]) or "agent.cli.main" in str(h["cmdline"]) for h in found)
-    what = "the agent holds" if agentish else "another process holds"
+    who = "; ".join(f"pid {h['pid']} ({str(h['cmdline'])[:80]})" for h in found)
+    what = "the agent holds" if any(is_agent(h) for h in found) else "another process holds"
     return f"{what} {device}: {who}"

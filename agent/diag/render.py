@@ -150,8 +150,13 @@ def status_screen(st: dict[str, Any], style: Style, *, offline_note: str = "") -
         out += ["", style("Devices", "bold"), table(["device", "driver", "bus", "state", "last reading", "errors", "last error"], rows, style)]
     cams = st.get("cameras") or {}
     if isinstance(cams, dict) and cams:
-        rows = [[n, c.get("fps", "-"), c.get("dropped_frames", c.get("drops", 0)), c.get("model", "-"), c.get("inference_ms", "-"), c.get("error") or c.get("last_error") or ""] for n, c in sorted(cams.items())]
-        out += ["", style("Cameras", "bold"), table(["camera", "fps", "dropped", "model", "inference ms", "last error"], rows, style)]
+        rows = [
+            [n, c.get("fps", "-"), c.get("frames_analysed", "-"), c.get("slots_missed", 0), c.get("model") or "-", (c.get("stage_ms") or {}).get("detect", "-"), c.get("error") or c.get("last_error") or ""]
+            for n, c in sorted(cams.items())
+            if n != "worker" and isinstance(c, dict)
+        ]
+        if rows:
+            out += ["", style("Cameras", "bold"), table(["camera", "fps", "analysed", "missed", "model", "detect ms", "last error"], rows, style)]
     sysf = st.get("system") or {}
     temp = sysf.get("cpu_temperature")
     mem = f"{size(sysf.get('memory_available'))} free of {size(sysf.get('memory_total'))}" if sysf.get("memory_total") else "-"
