@@ -108,11 +108,12 @@ class ModbusClient:
         # pymodbus keeps one timeout for connecting and answering, fixed at
         # construction; devices on one bus may need different ones.
         if seconds != self._timeout:
-            self._client.comm_params.timeout_connect = seconds
+            # (the transaction manager holds its own copy of the parameters)
+            self._client.ctx.comm_params.timeout_connect = seconds
             self._timeout = seconds
 
     def _where(self) -> str:
-        p = self._client.comm_params
+        p = self._client.ctx.comm_params
         return f"{p.host}:{p.port}" if self.transport != RTU else str(p.host)
 
     def _trace(self, sending: bool, data: bytes) -> bytes:

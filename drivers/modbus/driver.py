@@ -120,13 +120,16 @@ class ModbusDriver(Driver):
                         nxt = due_at[p.name] + iv
                         due_at[p.name] = nxt if nxt > now else now + iv - ((now - nxt) % iv)
                 else:
-                    # Nothing answered: retry the whole device after backoff,
-                    # never more often than its fastest point.
-                    fastest = min(self._interval(p) for p in self.points.values())
-                    retry = now + min(max(self.backoff.next_delay(), fastest), max(self.cfg.failure.backoff_max, fastest))
+                    retry = now + self.retry_delay()
                     for name in due_at:
                         due_at[name] = max(due_at[name], retry) if due_at[name] > now else retry
             await asyncio.sleep(max(0.0, min(due_at.values()) - loop.time()))
+
+    def retry_delay(self) -> float:
+        """Wait after a poll nobody answered: backoff, never more often than the
+        fastest point, never longer than the cap (or that point's interval)."""
+        fastest = min(self._interval(p) for p in self.points.values())
+        return min(max(self.backoff.next_delay(), fastest), max(self.cfg.failure.backoff_max, fastest))
 
     # -- polling --------------------------------------------------------------
 

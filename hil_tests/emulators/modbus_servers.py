@@ -45,9 +45,12 @@ def free_port() -> int:
 class TcpEmulator:
     """Several unit ids behind one pymodbus Modbus TCP server on loopback."""
 
-    def __init__(self, devices: list[EmulatedDevice], port: int = 0) -> None:
+    def __init__(self, devices: list[EmulatedDevice], port: int = 0, *, size: int = 1024) -> None:
         self.devices = {d.unit_id: d for d in devices}
         self.port = port or free_port()
+        # pymodbus builds its register lists up front (seconds for 65536),
+        # so the address space served is 0..size-1 (and size*16 bits).
+        self.size = size
         self.server: ModbusTcpServer | None = None
 
     def _simdevice(self, dev: EmulatedDevice) -> SimDevice:
@@ -74,16 +77,16 @@ class TcpEmulator:
                 return ExcCodes(exc.code)
             return None
 
-        bits = [SimData(0, count=4096, values=False, datatype=DataType.BITS)]
-        regs = [SimData(0, count=65535, values=0, datatype=DataType.REGISTERS)]
+        bits = [SimData(0, count=self.size, values=False, datatype=DataType.BITS)]
+        regs = [SimData(0, count=self.size, values=0, datatype=DataType.REGISTERS)]
         return SimDevice(id=dev.unit_id, simdata=(bits, list(bits), regs, list(regs)), action=action)
 
     def _catch_all(self) -> SimDevice:
         async def action(*_args: object) -> ExcCodes:
             return ExcCodes.GATEWAY_NO_RESPONSE  # what a TCP gateway answers for a unit it does not reach
 
-        regs = [SimData(0, count=65535, values=0, datatype=DataType.REGISTERS)]
-        bits = [SimData(0, count=4096, values=False, datatype=DataType.BITS)]
+        regs = [SimData(0, count=self.size, values=0, datatype=DataType.REGISTERS)]
+        bits = [SimData(0, count=self.size, values=False, datatype=DataType.BITS)]
         return SimDevice(id=0, simdata=(bits, list(bits), regs, list(regs)), action=action)
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
