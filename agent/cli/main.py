@@ -17,6 +17,7 @@ from agent import __version__
 COMMAND_MODULES = [
     "agent.cli.run",
     "agent.cli.config_cmd",
+    "agent.cli.demo",
     "agent.cli.hub",
     "agent.cli.diag",
 ]
