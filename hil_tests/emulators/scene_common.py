@@ -82,7 +82,7 @@ class Lighting:
         g = self.gain_at(t)
         out = img.astype(np.float32) * g
         if self.noise_sigma > 0:
-            out += rng.normal(0.0, self.noise_sigma, size=img.shape).astype(np.float32)
+            out += rng.standard_normal(size=img.shape, dtype=np.float32) * np.float32(self.noise_sigma)
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
     @staticmethod

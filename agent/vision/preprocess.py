@@ -1,0 +1,74 @@
+"""Frame -> model input tensor, and model boxes -> frame pixels.
+
+A model is trained on images prepared one way (size, aspect handling, colour
+order, value scaling, memory layout); feeding it anything else silently costs
+accuracy, so every step here is driven by the model's manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How frame pixels map to model-input pixels: input = frame * scale + pad."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+    frame_w: int
+    frame_h: int
+
+    def to_frame(self, boxes: np.ndarray) -> np.ndarray:
+        """Boxes (N, 4) x1, y1, x2, y2 in model-input pixels -> frame pixels, clipped to the frame."""
+        out = np.empty_like(boxes, dtype=np.float64)
+        out[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale_x
+        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale_y
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, self.frame_w)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, self.frame_h)
+        return out
+
+
+def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114) -> tuple[np.ndarray, Transform]:
+    """Resize keeping the aspect ratio and pad the rest (centred), as YOLO exports expect."""
+    h, w = img.shape[:2]
+    s = min(width / w, height / h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    px, py = (width - nw) // 2, (height - nh) // 2
+    out = np.full((height, width, img.shape[2]), pad_value, dtype=img.dtype)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    out[py:py + nh, px:px + nw] = cv2.resize(img, (nw, nh), interpolation=interp)
+    # Use the rounded size so boxes map back exactly onto the pixels that were drawn.
+    return out, Transform(nw / w, nh / h, float(px), float(py), w, h)
+
+
+def stretch(img: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Transform]:
+    """Plain resize to the input size (aspect ratio not kept), as TF SSD models expect."""
+    h, w = img.shape[:2]
+    interp = cv2.INTER_AREA if width < w or height < h else cv2.INTER_LINEAR
+    return cv2.resize(img, (width, height), interpolation=interp), Transform(width / w, height / h, 0.0, 0.0, w, h)
+
+
+def to_tensor(img: np.ndarray, *, rgb: bool, layout: str, dtype: str, scale: float,
+              mean: tuple[float, float, float], std: tuple[float, float, float]) -> np.ndarray:
+    """HWC BGR uint8 image -> batch of one in the model's colour order, layout and dtype.
+
+    Float inputs get (pixel * scale - mean) / std per channel (in model colour order);
+    uint8 inputs are passed as pixels.
+    """
+    x = img[:, :, ::-1] if rgb else img
+    if dtype == "uint8":
+        x = np.ascontiguousarray(x)
+    else:
+        x = x.astype(np.float32) * np.float32(scale)
+        if any(mean) or any(s != 1.0 for s in std):
+            x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+        x = x.astype(np.float16 if dtype == "float16" else np.float32, copy=False)
+    if layout == "NCHW":
+        x = x.transpose(2, 0, 1)
+    return np.ascontiguousarray(x[None])
