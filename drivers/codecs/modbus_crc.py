@@ -46,7 +46,7 @@ def crc_bytes(data):
 def build_rtu_frame(unit, pdu):
     """unit id + PDU (function code and data) + CRC."""
     if not 0 <= unit <= 255:
-        raise ValueError("unit id must be 0..255, got %d" % unit)
+        raise ValueError(f"unit id must be 0..255, got {unit}")
     body = bytes((unit,)) + bytes(pdu)
     return body + crc_bytes(body)
 
@@ -62,7 +62,7 @@ def check_rtu_frame(frame):
 def split_rtu_frame(frame):
     """(unit, pdu) of a checked frame; ValueError if it is short or its CRC is wrong."""
     if len(frame) < 4:
-        raise ValueError("RTU frame too short (%d bytes)" % len(frame))
+        raise ValueError(f"RTU frame too short ({len(frame)} bytes)")
     if crc16(frame) != 0:
         raise ValueError("RTU frame CRC mismatch")
     return frame[0], bytes(frame[1:-2])

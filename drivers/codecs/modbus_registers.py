@@ -52,7 +52,7 @@ def register_count(type_name, length=None):
         return length
     if type_name in (BOOL, BITS):
         return 1
-    raise ValueError("unknown register type %r; known: %s" % (type_name, ", ".join(ALL_TYPES)))
+    raise ValueError("unknown register type {!r}; known: {}".format(type_name, ", ".join(ALL_TYPES)))
 
 
 def _check_orders(byte_order, word_order):
@@ -69,7 +69,7 @@ def registers_to_bytes(registers, byte_order="big", word_order="big"):
     out = bytearray()
     for r in regs:
         if not 0 <= r <= 0xFFFF:
-            raise ValueError("register value out of 0..65535: %r" % r)
+            raise ValueError(f"register value out of 0..65535: {r!r}")
         if byte_order == "big":
             out.append(r >> 8)
             out.append(r & 0xFF)
@@ -113,7 +113,7 @@ def decode(registers, type_name, byte_order="big", word_order="big", scale=1, of
     """
     n = register_count(type_name, len(registers) if type_name == STRING else None)
     if len(registers) != n:
-        raise ValueError("%s needs %d registers, got %d" % (type_name, n, len(registers)))
+        raise ValueError(f"{type_name} needs {n} registers, got {len(registers)}")
     if type_name == BOOL:
         reg = registers[0]
         if bit is None:
@@ -149,13 +149,13 @@ def encode(value, type_name, byte_order="big", word_order="big", scale=1, offset
         top = (1 << width) - 1
         v = int(value)
         if not 0 <= v <= top:
-            raise ValueError("value %r does not fit %d bits" % (value, width))
+            raise ValueError(f"value {value!r} does not fit {width} bits")
         return [(current & ~(top << start) & 0xFFFF) | (v << start)]
     if type_name == STRING:
         n = register_count(STRING, length)
         raw = value.encode() if isinstance(value, str) else bytes(value)
         if len(raw) > 2 * n:
-            raise ValueError("text of %d bytes does not fit %d registers" % (len(raw), n))
+            raise ValueError(f"text of {len(raw)} bytes does not fit {n} registers")
         raw = raw + b"\x00" * (2 * n - len(raw))
         return bytes_to_registers(raw, byte_order, word_order)
     if type_name not in TYPES:
@@ -170,14 +170,14 @@ def encode(value, type_name, byte_order="big", word_order="big", scale=1, offset
         raw = int(round(raw))
         lo, hi = _INT_RANGES[type_name]
         if not lo <= raw <= hi:
-            raise ValueError("%r is outside %s range %d..%d" % (value, type_name, lo, hi))
+            raise ValueError(f"{value!r} is outside {type_name} range {lo}..{hi}")
     return bytes_to_registers(struct.pack(">" + code, raw), byte_order, word_order)
 
 
 def unpack_bits(data, count):
     """Coil/discrete-input bits of a read response payload (LSB of byte 0 first)."""
     if len(data) * 8 < count:
-        raise ValueError("%d bytes hold fewer than %d bits" % (len(data), count))
+        raise ValueError(f"{len(data)} bytes hold fewer than {count} bits")
     return [bool((data[i >> 3] >> (i & 7)) & 1) for i in range(count)]
 
 

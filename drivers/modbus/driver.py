@@ -95,6 +95,7 @@ class ModbusDriver(Driver):
         )
         self.backoff = Backoff.from_policy(cfg.failure)
         self.requests = 0  # block reads sent, for diagnostics and the benchmark
+        self._plans: dict[tuple, list[Block]] = {}
 
     # -- scheduling -----------------------------------------------------------
 
@@ -125,6 +126,17 @@ class ModbusDriver(Driver):
                         due_at[name] = max(due_at[name], retry) if due_at[name] > now else retry
             await asyncio.sleep(max(0.0, min(due_at.values()) - loop.time()))
 
+    def _plan(self, points: list[PointConfig]) -> list[Block]:
+        # The same points are due poll after poll; plan once per set (and per
+        # state of what the planner learned).
+        key = (tuple(p.name for p in points), len(self.planner.learned), len(self.planner.cuts))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 64:
+                self._plans.clear()
+            plan = self._plans[key] = self.planner.plan(points)
+        return plan
+
     def retry_delay(self) -> float:
         """Wait after a poll nobody answered: backoff, never more often than the
         fastest point, never longer than the cap (or that point's interval)."""
@@ -138,7 +150,7 @@ class ModbusDriver(Driver):
         readings: list[Reading] = []
         answered = False
         dead: ModbusError | None = None  # once the device is silent, skip its other blocks this poll
-        queue = self.planner.plan(points)
+        queue = list(self._plan(points))
         while queue:
             block = queue.pop(0)
             if dead is not None:
@@ -178,7 +190,7 @@ class ModbusDriver(Driver):
                 return await self.bus.request(op, self.cfg.unit_id, block.start, (block.table, block.count), self.cfg.failure.timeout)  # type: ignore[no-any-return]
             except ModbusExceptionResponse:
                 raise
-            except ModbusError as exc:
+            except ModbusError:
                 # Retries cover lost answers and a dropped socket (reconnected
                 # at once); a bus in reconnect backoff fails again instantly.
                 if attempt + 1 == attempts:

@@ -182,7 +182,7 @@ def check_overlaps(points: list[PointConfig], forbidden: list[ForbiddenRange]) -
         by_table.setdefault(p.table, []).append(p)
     for table, pts in by_table.items():
         pts.sort(key=lambda p: (p.address, p.end))
-        for a, b in zip(pts, pts[1:]):
+        for a, b in zip(pts, pts[1:], strict=False):
             if b.address <= a.end:
                 if a.count == 1 and b.count == 1 and a.type in (BOOL, BITS) and b.type in (BOOL, BITS):
                     abits = set(range(a.bit or 0, (a.bit or 0) + (a.width if a.type == BITS else 1)))

@@ -138,6 +138,7 @@ class RtuResponder:
         self._line_free = 0.0
         self._tasks: set[asyncio.Task] = set()
         self.frames = 0
+        self.ideal_time = 0.0  # line time the answered transactions need at best
         self.crc_rejects = 0
         self.gap_violations = 0
         self.answered = 0
@@ -183,6 +184,7 @@ class RtuResponder:
             # turns around, then the answer takes its length on the wire.
             done_at = max(first_at, self._line_free) + len(frame) * self.char + self.turnaround + len(resp) * self.char
             self._line_free = done_at
+            self.ideal_time += (len(frame) + len(resp)) * self.char + self.turnaround + self.gap
             delay = max(delay, done_at - loop.time())
         if delay > 0:
             await asyncio.sleep(delay)

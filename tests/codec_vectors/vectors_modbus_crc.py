@@ -43,7 +43,7 @@ def test_split_frame():
     except ValueError:
         pass
     else:
-        assert False, "bad CRC accepted"
+        raise AssertionError("bad CRC accepted")
 
 
 def test_response_roundtrip():

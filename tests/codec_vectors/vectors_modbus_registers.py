@@ -71,7 +71,7 @@ def test_encode_range_checked():
             m.encode(value, type_name)
         except ValueError:
             continue
-        assert False, "%r accepted as %s" % (value, type_name)
+        raise AssertionError(f"{value!r} accepted as {type_name}")
 
 
 def test_string():
@@ -84,7 +84,7 @@ def test_string():
     except ValueError:
         pass
     else:
-        assert False, "long text truncated silently"
+        raise AssertionError("long text truncated silently")
 
 
 def test_bool_and_bits():
@@ -106,13 +106,13 @@ def test_register_count_and_errors():
     except ValueError:
         pass
     else:
-        assert False, "wrong register count accepted"
+        raise AssertionError("wrong register count accepted")
     try:
         m.register_count("float16")
     except ValueError as exc:
         assert "float32" in str(exc)
     else:
-        assert False, "unknown type accepted"
+        raise AssertionError("unknown type accepted")
 
 
 def test_bit_packing():
