@@ -118,6 +118,12 @@ def test_letterbox_keeps_aspect_and_maps_boxes_back():
     assert back.tolist() == [[0.0, 0.0, 200.0, 100.0]]
 
 
+def test_top_left_letterbox_pads_right_and_bottom_only():
+    out, tf = letterbox(np.full((100, 200, 3), 255, np.uint8), 64, 64, align="top_left")
+    assert (out[:32] == 255).all() and (out[32:] == 114).all()
+    assert tf.to_frame(np.array([[0.0, 0.0, 64.0, 32.0]])).tolist() == [[0.0, 0.0, 200.0, 100.0]]
+
+
 def test_stretch_maps_boxes_back_per_axis():
     _, tf = stretch(np.zeros((100, 200, 3), np.uint8), 50, 50)
     assert tf.to_frame(np.array([[10.0, 10.0, 20.0, 20.0]])).tolist() == [[40.0, 20.0, 80.0, 40.0]]

@@ -41,6 +41,7 @@ class InputSpec(StrictModel):
     colour: Literal["RGB", "BGR"]
     resize: Literal["letterbox", "stretch"]
     pad_value: int = Field(114, ge=0, le=255)
+    letterbox_align: Literal["center", "top_left"] = Field("center", description="Where the image sits in the padded input.")
     scale: float = Field(1.0, gt=0, description="Pixels are multiplied by this first (1/255 for 0..1 inputs).")
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)

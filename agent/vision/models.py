@@ -178,7 +178,7 @@ class Detector:
         if frame_bgr.ndim == 2:
             frame_bgr = cv2.cvtColor(frame_bgr, cv2.COLOR_GRAY2BGR)
         if i.resize == "letterbox":
-            img, tf = letterbox(frame_bgr, i.width, i.height, i.pad_value)
+            img, tf = letterbox(frame_bgr, i.width, i.height, i.pad_value, i.letterbox_align)
         else:
             img, tf = stretch(frame_bgr, i.width, i.height)
         x = to_tensor(img, rgb=i.colour == "RGB", layout=i.layout, dtype=i.dtype, scale=i.scale, mean=i.mean, std=i.std)

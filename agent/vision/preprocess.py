@@ -34,12 +34,14 @@ class Transform:
         return out
 
 
-def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114) -> tuple[np.ndarray, Transform]:
-    """Resize keeping the aspect ratio and pad the rest (centred), as YOLO exports expect."""
+def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114,
+              align: str = "center") -> tuple[np.ndarray, Transform]:
+    """Resize keeping the aspect ratio and pad the rest: image centred (Ultralytics
+    YOLO) or in the top-left corner (YOLOX)."""
     h, w = img.shape[:2]
     s = min(width / w, height / h)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    px, py = (width - nw) // 2, (height - nh) // 2
+    px, py = ((width - nw) // 2, (height - nh) // 2) if align == "center" else (0, 0)
     out = np.full((height, width, img.shape[2]), pad_value, dtype=img.dtype)
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     out[py:py + nh, px:px + nw] = cv2.resize(img, (nw, nh), interpolation=interp)
