@@ -259,3 +259,26 @@ async def test_rtu_inter_frame_gap_kept_at_9600_baud() -> None:
         responder = h.emulator.responder
     assert responder.answered == 10
     assert responder.gap_violations == 0
+
+
+async def test_points_read_at_their_own_intervals_in_one_loop() -> None:
+    dev = EmulatedDevice(4)
+    async with ModbusHarness("tcp", [dev]) as h:
+        d = h.driver(4, poll_interval=0.05, points=[{"name": "fast", "address": 0}, {"name": "slow", "address": 50, "poll_interval": 1.0}])
+        task = asyncio.create_task(d.run())
+        try:
+            assert await wait_for(lambda: len(h.readings("dev-4", "fast")) >= 12)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    fast, slow = len(h.readings("dev-4", "fast")), len(h.readings("dev-4", "slow"))
+    assert 1 <= slow <= fast // 3
+    # only the due points are read: most requests cover the fast register alone
+    assert dev.reads.count(("holding", 0, 1)) >= fast - slow
+
+
+async def test_unit_missing_behind_tcp_gateway_is_an_exception_status() -> None:
+    async with ModbusHarness("tcp", [profile_device("xy_md02", 1)]) as h:
+        got = await poll(h.driver(33, profile="xy_md02"))
+    assert got["temperature"].status == EXCEPTION
+    assert "code 11" in got["temperature"].detail
