@@ -1,0 +1,125 @@
+"""`edge-agent run` as systemd runs it: real process, real Mosquitto, real hub consumer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.hub.listener import HubListener
+from agent.hub.store import HubStore
+from agent.uplink.paho_adapter import Subscriber
+from hil_tests.broker import MosquittoBroker
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_config(tmp_path: Path, port: int, *, extra: str = "") -> Path:
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(
+        f"""
+[gateway]
+id = "gw-run-test"
+site = "lab"
+data_dir = "{tmp_path / 'data'}"
+log_level = "info"
+
+[clock]
+sync_source = "assume"
+
+[uplink]
+broker = "external"
+host = "127.0.0.1"
+port = {port}
+
+[[devices]]
+name = "gateway"
+driver = "system"
+poll_interval = 0.2
+{extra}
+"""
+    )
+    return cfg
+
+
+def start_agent(cfg: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def hub(tmp_path: Path, broker: MosquittoBroker) -> tuple[HubListener, Subscriber]:
+    import logging
+
+    listener = HubListener(HubStore(str(tmp_path / "hub.db")))
+    sub = Subscriber(client_id="test-hub", topics=listener.topics, on_message=listener.handle, log=logging.getLogger("test.hub"))
+    sub.start("127.0.0.1", broker.port)
+    return listener, sub
+
+
+def test_agent_delivers_readings_and_stops_cleanly_on_sigterm(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    listener, sub = hub(tmp_path, mosquitto)
+    notify = tmp_path / "notify.sock"
+    sd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sd.bind(str(notify))
+    sd.settimeout(20)
+    proc = start_agent(write_config(tmp_path, mosquitto.port), env={"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "2000000", "JOURNAL_STREAM": "8:1"})
+    try:
+        assert sd.recv(256).startswith(b"READY=1"), "the agent must tell systemd it is ready"
+        assert listener.wait_for(lambda: listener.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 20, 30)
+        assert sd.recv(256) == b"WATCHDOG=1", "the watchdog is fed from the event loop"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.stop()
+        sd.close()
+    assert proc.returncode == 0, out
+    assert "<6>edge_agent: stopping" in out, "under journald each line carries its priority"
+    gw = listener.store.summary()["gateways"]["gw-run-test"]
+    assert gw["first_seq"] == 1 and not gw["unexplained_gaps"]
+    with listener.store.lock:
+        rows = listener.store.conn.execute("SELECT DISTINCT metric, unit FROM readings WHERE device='gateway'").fetchall()
+    assert {("memory_available", "By"), ("disk_free", "By"), ("uptime", "s")} <= set(rows)
+
+
+def test_invalid_config_never_starts_the_agent(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[gateway]\nid = "gw"\nsite = "x"\n[[devices]]\nname = "m"\ndriver = "modbus"\nbus = "rs485-9"\nprofile = "eastron_sdm120"\n')
+    proc = subprocess.run([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "bad.toml:7: devices[0](m).bus = 'rs485-9'" in proc.stderr
+    assert "not defined in [[buses]]" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_readings_made_while_broker_is_down_arrive_after_it_returns(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    listener, sub = hub(tmp_path, mosquitto)
+    proc = start_agent(write_config(tmp_path, mosquitto.port))
+    try:
+        assert listener.wait_for(lambda: listener.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 10, 30)
+        mosquitto.stop()
+        time.sleep(2)  # the agent keeps polling into its outbox meanwhile
+        mosquitto.start()
+        sub.stop()
+        listener2, sub = hub(tmp_path, mosquitto)
+        assert listener2.wait_for(lambda: listener2.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 10, 30)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.stop()
+    assert proc.returncode == 0, out
+    gw = listener2.store.summary()["gateways"]["gw-run-test"]
+    assert gw["first_seq"] == 1 and not gw["unexplained_gaps"], gw
