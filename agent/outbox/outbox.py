@@ -50,6 +50,8 @@ class Outbox:
         self._unsynced = False
         self._dropped: dict[str, int] = {}
         self._unreported_memory_drops = 0
+        self._last_drop_log = -1e9
+        self._flush_lock = asyncio.Lock()
         self.degraded: str | None = None
         self.last_commit_wall: float | None = None
         self.last_error: str | None = None
@@ -126,6 +128,11 @@ class Outbox:
     # -- the commit tick -------------------------------------------------------
 
     async def flush(self, *, force_sync: bool = False) -> None:
+        """Commit what is pending, delete what was acknowledged, enforce the caps, sync when due."""
+        async with self._flush_lock:
+            await self._flush(force_sync)
+
+    async def _flush(self, force_sync: bool) -> None:
         self._check_clock()
         if self._unreported_memory_drops:
             n, self._unreported_memory_drops = self._unreported_memory_drops, 0
@@ -197,7 +204,18 @@ class Outbox:
             return
         for d in drops:
             self._count_drop(d.reason, d.count)
-            self.log.warning("outbox over its %s cap: dropped %d oldest unsent readings (seq %d..%d)", d.reason, d.count, d.first_seq, d.last_seq)
+            now = time.monotonic()
+            if now - self._last_drop_log >= 60.0:
+                # the first drop, then one line a minute however fast readings are dropped
+                self._last_drop_log = now
+                self.log.warning(
+                    "outbox over its %s cap: dropping the oldest unsent readings (%d so far, seq %d..%d); the hub is told. "
+                    "Check the uplink, or raise storage.max_bytes if the card has room.",
+                    d.reason,
+                    self._dropped.get(d.reason, 0),
+                    d.span_first,
+                    d.last_seq,
+                )
             # first_seq..last_seq spans every drop the hub has not yet been told of (see store.Drop)
             self.event("dropped", {"count": d.count, "reason": d.reason, "first_seq": d.span_first, "last_seq": d.last_seq, "span_count": d.span_count})
 
