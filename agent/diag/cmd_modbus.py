@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from typing import Any
 
 from agent.diag import modbus_tools as mt
@@ -187,18 +188,23 @@ def run_read(ctx: Ctx) -> int:
     a = ctx.args
     timeout = a.timeout or 1.0
     if _use_agent(ctx):
-        res = ctx.call("modbus.read", bus=a.bus, unit=a.unit, address=a.address, count=a.count, table=a.table, timeout=timeout)
-        values, via = res["values"], f"bus {a.bus} via the agent"
+        res = ctx.call("modbus.read", wait=timeout + 15, bus=a.bus, unit=a.unit, address=a.address, count=a.count, table=a.table, timeout=timeout)
+        values, via, ms = res["values"], f"bus {a.bus} via the agent", res["ms"]
     else:
         settings = _direct_settings(ctx)
         if len(settings) > 1:
             raise CliError("`modbus read` takes one --baud and one --parity", "use `modbus scan` to find the right settings first")
+        t0 = time.monotonic()
         values, via = asyncio.run(_read_direct(ctx, settings[0], timeout)), _label(settings[0])
+        ms = round((time.monotonic() - t0) * 1000, 1)
     decoded = mt.decode_all(values) if a.table in ("holding", "input") else None
     if ctx.json:
-        ctx.emit_json({"unit": a.unit, "table": a.table, "address": a.address, "values": values, "via": via, "decoded": decoded})
+        ctx.emit_json({"unit": a.unit, "table": a.table, "address": a.address, "values": values, "via": via, "ms": ms, "decoded": decoded})
         return EXIT_OK
-    print(f"unit {a.unit} {a.table} {a.address}..{a.address + len(values) - 1} ({via})")
+    print(f"unit {a.unit} {a.table} {a.address}..{a.address + len(values) - 1} ({via}), answered in {ms:.0f} ms")
+    slow = _configured_timeout(ctx, a.unit)
+    if slow is not None and ms / 1000 > slow[1]:
+        ctx.note(f"device {slow[0]} answers in {ms:.0f} ms but its failure.timeout is {slow[1]:g} s: raise the timeout in its [[devices]] entry")
     if decoded is None:
         print(table(["address", "value"], [[a.address + i, int(v)] for i, v in enumerate(values)], ctx.style))
         return EXIT_OK
@@ -211,6 +217,16 @@ def run_read(ctx: Ctx) -> int:
         print(ctx.style("multi-register values (ABCD = big-endian; CDAB = word swap; BADC = byte swap; DCBA = both)", "dim"))
         print(table(["from", "order", *cols], rows, ctx.style))
     return EXIT_OK
+
+
+def _configured_timeout(ctx: Ctx, unit: int) -> tuple[str, float] | None:
+    """(device name, failure.timeout) of the configured device at this bus and unit, if any."""
+    if ctx.config is None or not ctx.args.bus:
+        return None
+    for d in ctx.config.devices:
+        if getattr(d, "bus", None) == ctx.args.bus and getattr(d, "unit_id", None) == unit:
+            return d.name, d.failure.timeout
+    return None
 
 
 async def _read_direct(ctx: Ctx, s: dict[str, Any], timeout: float) -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from typing import Any
 
 from agent.diag import modbus_tools as mt
@@ -37,13 +38,15 @@ async def h_modbus_read(agent: Any, args: dict[str, Any], emit: Any) -> Any:
     address = arg_int(args, "address", None, 0, 65535)
     count = arg_int(args, "count", 2, 1, 125 if table in ("holding", "input") else 2000)
     timeout = arg_float(args, "timeout", 1.0, 0.05, 30.0)
+    started = time.monotonic()
     try:
         values = await mt.read_range(bus.request, unit, table, address, count, timeout)
     except ModbusError as exc:
         from agent.diag.health import hint_for
 
         raise DiagError(FAILED, f"unit {unit} on {bus.config.name}: {exc}", hint_for(f"{exc.status} {exc}")) from None
-    return {"bus": bus.config.name, "unit": unit, "table": table, "address": address, "values": values, "via": "agent"}
+    ms = round((time.monotonic() - started) * 1000, 1)
+    return {"bus": bus.config.name, "unit": unit, "table": table, "address": address, "values": values, "via": "agent", "ms": ms}
 
 
 async def h_modbus_scan(agent: Any, args: dict[str, Any], emit: Any) -> Any:
