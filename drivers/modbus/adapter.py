@@ -140,7 +140,7 @@ class ModbusClient:
         except ConnectionException as exc:
             self._flush_rx()
             raise ModbusConnectionLost(str(exc)) from exc
-        except (ModbusIOException, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ModbusIOException) as exc:
             rx = self._flush_rx()
             if not self.connected:
                 raise ModbusConnectionLost(f"connection to {self._where()} closed during the request") from exc
@@ -169,6 +169,9 @@ class ModbusClient:
         waiter = asyncio.ensure_future(lost.wait())
         try:
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()  # our caller was cancelled (shutdown): do not leave the request running
+            raise
         finally:
             waiter.cancel()
         if not task.done():
