@@ -11,7 +11,6 @@ import hashlib
 import os
 import queue
 import threading
-import time
 from collections.abc import Iterator
 
 from .errors import FlashError
@@ -40,6 +39,16 @@ def interrupted(target: Target, done: int, total: int, reason: str) -> FlashErro
                       "do not install it; fix the cause and run the same command again")
 
 
+def _take(handoff: queue.Queue[object], thread: threading.Thread) -> object:
+    """Next item from a worker thread; never waits forever on a thread that died."""
+    while True:
+        try:
+            return handoff.get(timeout=1.0)
+        except queue.Empty:
+            if not thread.is_alive() and handoff.empty():
+                return RuntimeError(f"{thread.name} stopped without a result")
+
+
 def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib._Hash, stop: threading.Event) -> None:
     try:
         for chunk in chunks:
@@ -53,7 +62,7 @@ def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib
             if stop.is_set():
                 return
         out.put(_END)
-    except Exception as exc:  # noqa: BLE001 -- handed to the writing thread, which reports it
+    except BaseException as exc:  # noqa: BLE001 -- handed to the writing thread, which reports it
         out.put(exc)
 
 
@@ -88,7 +97,7 @@ def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: P
     thread.start()
     try:
         while True:
-            item = handoff.get()
+            item = _take(handoff, thread)
             if item is _END:
                 break
             if isinstance(item, BaseException):
@@ -115,6 +124,8 @@ def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: P
         raise interrupted(target, done, total, exc.strerror or str(exc)) from exc
     except KeyboardInterrupt as exc:
         raise interrupted(target, done, total, "interrupted by the user") from exc
+    except RuntimeError as exc:
+        raise interrupted(target, done, total, str(exc)) from exc
     finally:
         stop.set()
         os.close(fd)
@@ -138,7 +149,7 @@ def _reader(fd: int, total: int, block: int, out: queue.Queue[object], stop: thr
                 except queue.Full:
                     continue
         out.put(_END)
-    except Exception as exc:  # noqa: BLE001 -- handed to the verifying thread
+    except BaseException as exc:  # noqa: BLE001 -- handed to the verifying thread
         out.put(exc)
 
 
@@ -161,7 +172,7 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
         thread = threading.Thread(target=_reader, args=(fd, total, block, handoff, stop), daemon=True, name="verify-reader")
         thread.start()
         while True:
-            item = handoff.get()
+            item = _take(handoff, thread)
             if item is _END:
                 break
             if isinstance(item, BaseException):
@@ -188,8 +199,6 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
 
 def write_and_verify(chunks: Iterator[bytes], total: int, target: Target, block: int,
                      progress: ProgressBar, verify: bool = True) -> WriteResult:
-    started = time.monotonic()
     sha, write_seconds = write_image(chunks, total, target, progress)
     verify_seconds = verify_image(target, total, sha, block, progress) if verify else 0.0
-    del started
     return WriteResult(sha, total, write_seconds, verify_seconds)
