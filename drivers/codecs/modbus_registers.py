@@ -128,8 +128,24 @@ def decode(registers, type_name, byte_order="big", word_order="big", scale=1, of
         while end and data[end - 1] in (0, 32):
             end -= 1
         return data[:end].decode()
-    raw = struct.unpack(">" + TYPES[type_name][1], data)[0]
+    code = TYPES[type_name][1]
+    raw = struct.unpack(">" + code, data)[0]
+    if code == "f":
+        raw = _short_float32(raw, data)
     return _scaled(raw, scale, offset)
+
+
+def _short_float32(x, data):
+    """The shortest decimal that is the same float32: 232.8123, not 232.81230163574219.
+
+    A float32 carries 6 to 9 significant digits; the rest of its float64
+    expansion is noise that would otherwise travel to the hub.
+    """
+    for fmt in ("%.6g", "%.7g", "%.8g"):
+        y = float(fmt % x)
+        if struct.pack(">f", y) == data:
+            return y
+    return x
 
 
 def encode(value, type_name, byte_order="big", word_order="big", scale=1, offset=0, bit=None, width=1, length=None, current=0):

@@ -17,6 +17,15 @@ def test_float32_all_four_orders():
     assert m.decode([0x0000, 0x803F], "float32", "little", "little") == 1.0  # DCBA
 
 
+def test_float32_shortest_decimal():
+    # 232.8123 as float32 is 232.81230163574219 as a double; the decoder gives
+    # the shortest decimal with the same float32 bits.
+    assert m.decode(m.encode(232.8123, "float32"), "float32") == 232.8123
+    assert m.decode(m.encode(0.1, "float32"), "float32") == 0.1
+    assert m.decode(m.encode(16777217.0, "float32"), "float32") == 16777216.0
+    assert m.decode([0x3F9D, 0xF3B6], "float32") == 1.234
+
+
 def test_float32_encode_orders():
     assert m.encode(230.0, "float32") == [0x4366, 0x0000]
     assert m.encode(1.0, "float32", "little", "little") == [0x0000, 0x803F]
