@@ -150,6 +150,9 @@ class ModbusClient:
         except ModbusException as exc:
             self._flush_rx()
             raise ModbusError(str(exc)) from exc
+        except OSError as exc:  # a USB adapter unplugged mid-request
+            self._flush_rx()
+            raise ModbusConnectionLost(f"{self._where()}: {exc}") from exc
         self._flush_rx()
         if response.isError():  # type: ignore[attr-defined]
             raise ModbusExceptionResponse(int(getattr(response, "exception_code", 0)))
