@@ -27,8 +27,8 @@ _DEVICE_HINTS = (
     ("checksum", "frames arrive corrupted: check wiring and baud rate (`diag serial sniff`)"),
     ("timeout", "no answer: check power, A/B wiring, unit id and baud rate (`diag modbus scan`); a slow device needs a larger failure.timeout"),
     ("exception", "the device refused the request: check the register addresses of the profile (`diag modbus read`)"),
-    ("offline", "the port or host cannot be opened: check the cable/adapter, the port path or host and port in [[buses]]"),
     ("permission", "the agent's user cannot open the port: add it to the dialout group"),
+    ("offline", "the port or host cannot be opened: check the cable/adapter, the port path or host and port in [[buses]]"),
 )
 
 
@@ -99,8 +99,8 @@ def _uplink(up: dict[str, Any], certs: list[dict[str, Any]], now: float) -> list
         if up.get("connected"):
             out.append(_f(OK, "uplink", "uplink", f"connected to {where}; last acknowledged {_ago(last_ack, now)}"))
         else:
-            err = up.get("last_error") or "not connected"
-            out.append(_f(BROKEN, "uplink", "uplink", f"not connected to {where}: {err}; last acknowledged {_ago(last_ack, now)}", "run `edge-agent diag mqtt check` to find the failing step; readings are kept in the outbox meanwhile"))
+            err = f": {up['last_error']}" if up.get("last_error") else ""
+            out.append(_f(BROKEN, "uplink", "uplink", f"not connected to {where}{err}; last acknowledged {_ago(last_ack, now)}", "run `edge-agent diag mqtt check` to find the failing step; readings are kept in the outbox meanwhile"))
     certs = list(certs)
     for role, key in (("broker", "server_cert_expiry"), ("client", "cert_expiry")):
         if up.get(key) and not any(c.get("role") == role for c in certs):

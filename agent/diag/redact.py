@@ -21,7 +21,7 @@ _FILE_KEY = re.compile(r"_(file|path|dir)$", re.I)
 _URL_CREDS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/\s:@\"']*):(?P<pw>[^@\s\"'/]+)@")
 _PEM_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S)
 _ASSIGN = re.compile(r"^(?P<lead>\s*)(?P<key>[A-Za-z0-9_\-\"'.]+)(?P<eq>\s*=\s*)(?P<value>.*)$")
-_LOG_SECRET = re.compile(r"(?P<k>(password|passwd|secret|token|api[_-]?key)\s*[=:]\s*)(?P<v>\S+)", re.I)
+_LOG_SECRET = re.compile(r"(?P<k>(password|passwd|secret|token|api[_-]?key)\s*[=:]\s*)(?!\"?<redacted)(?P<v>\S+)", re.I)
 
 
 def is_secret_key(key: str) -> bool:
