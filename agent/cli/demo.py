@@ -34,13 +34,13 @@ def handle(args: Any) -> int:
 
 
 async def _demo(args: Any, config: Any) -> int:
+    import logging
+
     from agent.demo.rig import DemoRig
     from agent.demo.view import HubView
     from agent.hub.listener import HubListener
     from agent.hub.store import HubStore
     from agent.uplink.paho_adapter import Subscriber
-
-    import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data_dir = config.gateway.data_dir
@@ -90,7 +90,7 @@ async def _demo(args: Any, config: Any) -> int:
             view.render(header)
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         agent_code = _stop_agent(agent)

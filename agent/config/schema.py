@@ -77,7 +77,7 @@ def _tagged_union(models: dict[str, type], tag: str) -> Any:
         members.append(create_model(model.__name__, __base__=model, **{tag: (Literal[name], ...)}))  # type: ignore[call-overload]
     if len(members) == 1:
         return members[0]
-    return Annotated[Union[tuple(members)], Field(discriminator=tag)]
+    return Annotated[Union[tuple(members)], Field(discriminator=tag)]  # noqa: UP007 - a runtime-built union
 
 
 @lru_cache(maxsize=1)

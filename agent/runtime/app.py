@@ -222,7 +222,7 @@ class Agent:
 async def _bounded(coro: Any, timeout: float, what: str) -> None:
     try:
         await asyncio.wait_for(coro, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("%s did not stop within %.1f s", what, timeout)
     except Exception as exc:  # noqa: BLE001 - shutdown must go on
         log.warning("%s failed to stop cleanly: %s", what, exc)
