@@ -73,7 +73,7 @@ def _serve_rtu(conn, baud: int, turnaround: float, wide: bool) -> None:  # runs 
         while True:
             msg = await loop.run_in_executor(None, conn.recv)
             r = emu.responder
-            conn.send((r.answered, r.ideal_time, r.gap_violations))
+            conn.send((r.answered, r.ideal_time, r.gap_violations, r.late_time))
             if msg == "stop":
                 await emu.stop()
                 return
@@ -100,7 +100,7 @@ async def rtu_run(baud: int, turnaround: float, transactions: int, naive: bool =
         pts = list(d.points.values())
         await d.poll_points(pts)  # connect and warm up
         parent.send("stats")
-        a0, ideal0, _ = parent.recv()
+        a0, ideal0, _, late0 = parent.recv()
         t0, cpu0 = time.perf_counter(), time.process_time()
         req0 = d.requests
         polls = 0
@@ -110,14 +110,14 @@ async def rtu_run(baud: int, turnaround: float, transactions: int, naive: bool =
             polls += 1
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         parent.send("stop")
-        a1, ideal1, violations = parent.recv()
+        a1, ideal1, violations, late1 = parent.recv()
         await bus.close()
     finally:
         proc.join(10)
         if proc.is_alive():
             proc.terminate()
-    n, ideal = a1 - a0, ideal1 - ideal0
-    return {"baud": baud, "tx": n, "tps": n / elapsed, "limit_tps": n / ideal, "fraction": ideal / elapsed, "poll_s": elapsed / polls, "gap_violations": violations, "cpu_ms": cpu * 1000 / (d.requests - req0), "blocks": len(d.planner.plan(pts))}
+    n, ideal, late = a1 - a0, ideal1 - ideal0, late1 - late0
+    return {"baud": baud, "tx": n, "tps": n / elapsed, "limit_tps": n / ideal, "fraction": ideal / elapsed, "late_ms": late * 1000 / n, "agent_fraction": ideal / (elapsed - late), "poll_s": elapsed / polls, "gap_violations": violations, "cpu_ms": cpu * 1000 / (d.requests - req0), "blocks": len(d.planner.plan(pts))}
 
 
 def _serve_tcp(port: int, points: int, ready) -> None:  # runs in a child process
@@ -168,7 +168,7 @@ async def run_all(quick: bool) -> list[str]:
     lines.append(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load:.1f} at start; one run, {time.strftime('%Y-%m-%d', time.gmtime())}.")
     lines += ["", "**Requests per poll** (block planner vs one request per point):", ""] + planning_table()
     lines += ["", "**RTU line utilisation** (SDM630 profile, 4 block reads per poll of 80, 6, 2 and 10 registers; pty pair to the line-timing emulator in a second process: 11 bits/char, 3.5-char gap, 1 ms turnaround). Limit = 1 / (frame bytes x 11 / baud + turnaround + gap) per transaction.", ""]
-    lines += ["| baud | transactions | achieved tx/s | limit tx/s | fraction of limit | time per SDM630 poll | agent CPU per transaction | gap violations |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| baud | transactions | achieved tx/s | limit tx/s | fraction of limit | emulator late per tx | fraction without emulator lateness | time per SDM630 poll | agent CPU per tx | gap violations |", "|---|---|---|---|---|---|---|---|---|---|"]
     turnaround = 0.001
     naive_rows: list[str] = []
     wide_rows: list[str] = []
@@ -176,11 +176,11 @@ async def run_all(quick: bool) -> list[str]:
         n = 20 if quick else (60 if baud < 100000 else 300)
         r = await rtu_run(baud, turnaround, n)
         w = await rtu_run(baud, turnaround, n // 2, wide=True)
-        wide_rows.append(f"| {baud} | {w['tx']} | {w['tps']:.1f} | {w['limit_tps']:.1f} | {w['fraction'] * 100:.1f} % | {w['cpu_ms']:.2f} ms | {w['gap_violations']} |")
-        lines.append(f"| {baud} | {r['tx']} | {r['tps']:.1f} | {r['limit_tps']:.1f} | {r['fraction'] * 100:.1f} % | {r['poll_s'] * 1000:.0f} ms | {r['cpu_ms']:.2f} ms | {r['gap_violations']} |")
+        wide_rows.append(f"| {baud} | {w['tx']} | {w['tps']:.1f} | {w['limit_tps']:.1f} | {w['fraction'] * 100:.1f} % | {w['late_ms']:.2f} ms | {w['agent_fraction'] * 100:.1f} % | {w['cpu_ms']:.2f} ms | {w['gap_violations']} |")
+        lines.append(f"| {baud} | {r['tx']} | {r['tps']:.1f} | {r['limit_tps']:.1f} | {r['fraction'] * 100:.1f} % | {r['late_ms']:.2f} ms | {r['agent_fraction'] * 100:.1f} % | {r['poll_s'] * 1000:.0f} ms | {r['cpu_ms']:.2f} ms | {r['gap_violations']} |")
         nv = await rtu_run(baud, turnaround, 39 * (1 if quick else 2), naive=True)
         naive_rows.append(f"| {baud} | {r['poll_s'] * 1000:.0f} ms | {nv['poll_s'] * 1000:.0f} ms | {nv['poll_s'] / r['poll_s']:.1f}x |")
-    lines += ["", "Same line, one 124-register block per transaction (62 float32 values):", "", "| baud | transactions | achieved tx/s | limit tx/s | fraction of limit | agent CPU per transaction | gap violations |", "|---|---|---|---|---|---|---|"] + wide_rows
+    lines += ["", "Same line, one 124-register block per transaction (62 float32 values):", "", "| baud | transactions | achieved tx/s | limit tx/s | fraction of limit | emulator late per tx | fraction without emulator lateness | agent CPU per tx | gap violations |", "|---|---|---|---|---|---|---|---|---|"] + wide_rows
     lines += ["", "SDM630 poll time on the same emulated line, planned blocks vs one request per point:", "", "| baud | planned (4 requests) | naive (39 requests) | ratio |", "|---|---|---|---|"] + naive_rows
     lines += ["", "**Modbus TCP loopback** (pymodbus server in a second process; float32 points in holding registers; CPU is the agent process only: request, decode, stamp Reading):", ""]
     lines += ["| points | block reads/s | points/s | CPU per 1,000 points | requests per poll |", "|---|---|---|---|---|"]

@@ -139,6 +139,7 @@ class RtuResponder:
         self._tasks: set[asyncio.Task] = set()
         self.frames = 0
         self.ideal_time = 0.0  # line time the answered transactions need at best
+        self.late_time = 0.0  # how much later than due this process managed to answer (its own scheduling delay)
         self.crc_rejects = 0
         self.gap_violations = 0
         self.answered = 0
@@ -188,6 +189,8 @@ class RtuResponder:
             delay = max(delay, done_at - loop.time())
         if delay > 0:
             await asyncio.sleep(delay)
+        if self.timing:
+            self.late_time += max(0.0, asyncio.get_running_loop().time() - self._line_free)
         self.answered += 1
         self.write(resp)
 
