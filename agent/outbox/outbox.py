@@ -39,6 +39,9 @@ class Outbox:
         self.path = config.path or os.path.join(data_dir, "outbox.db")
         self.store = Store(self.path, seq_block=config.seq_block)
         self._pending: deque[Reading] = deque()
+        # events are few and must not be pushed out by a flood of readings
+        self._events: deque[Reading] = deque(maxlen=1000)
+        self._last_attempt = -1e9
         self._acked: list[int] = []
         self._executor: ThreadPoolExecutor | None = None
         self._listeners: list[Callable[[], None]] = []
@@ -119,7 +122,7 @@ class Outbox:
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """A durable event for the hub; stored and sequenced like a reading."""
         r = self.clock.reading(EVENT_DEVICE, kind, json.dumps(data, separators=(",", ":"), default=str))
-        self._pending.append(r)
+        self._events.append(r)
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Called (on the event loop) after each commit that stored something."""
@@ -134,11 +137,18 @@ class Outbox:
 
     async def _flush(self, force_sync: bool) -> None:
         self._check_clock()
-        if self._unreported_memory_drops:
+        if self._unreported_memory_drops and not self.degraded:
+            # While storage fails the count accumulates: one event once it can be stored, not one per retry.
             n, self._unreported_memory_drops = self._unreported_memory_drops, 0
             self.log.warning("outbox memory buffer full: dropped the %d oldest uncommitted readings", n)
             self.event("dropped", {"count": n, "reason": "memory"})
-        batch = list(self._pending)
+        now = time.monotonic()
+        if self.degraded and now - self._last_attempt < 1.0 and not force_sync:
+            return  # storage is failing: retry once a second, not every commit tick
+        self._last_attempt = now
+        events = list(self._events)
+        self._events.clear()
+        batch = events + list(self._pending)
         self._pending.clear()
         acked, self._acked = self._acked, []
         rebase = self._rebase
@@ -152,7 +162,8 @@ class Outbox:
             inserted, _ = await self._call(self.store.write, batch, acked, rebase=rebase)
         except (sqlite3.Error, OSError) as exc:
             # Put them back in front, in order, for the next attempt.
-            self._pending.extendleft(reversed(batch))
+            self._pending.extendleft(reversed(batch[len(events) :]))
+            self._events.extendleft(reversed(events))
             self._acked = acked + self._acked
             await self._store_failed(exc)
             self.add([])  # re-apply the memory bound
@@ -267,7 +278,7 @@ class Outbox:
         return {
             "path": self.path,
             "depth": self.store.rows,
-            "pending": len(self._pending),
+            "pending": len(self._pending) + len(self._events),
             "next_seq": self.store.next_seq,
             "oldest_unsent_age": self._oldest_age,
             "bytes": self._bytes,
