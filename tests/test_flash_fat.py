@@ -1,15 +1,19 @@
 """The FAT writer against file systems made by mkfs.vfat and read back by mtools and fsck.fat."""
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from flash_support import needs_disk_tools, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tools.flashing.errors import FatError
 from tools.flashing.fat import FatVolume
+from tools.flashing.image import PagedOverlay
 
 pytestmark = needs_disk_tools
 
@@ -101,3 +105,36 @@ def test_invalid_names_are_refused(tmp_path: Path) -> None:
         vol = FatVolume(f)
         with pytest.raises(ValueError):
             vol.write_file("bad:name", b"")
+
+
+def test_fat32_below_the_spec_cluster_minimum_is_still_fat32(tmp_path: Path) -> None:
+    # mkfs.fat -F 32 on 256 MiB gives 65403 clusters; Linux and the Pi firmware read it as FAT32
+    image = tmp_path / "fs.img"
+    with open(image, "wb") as f:
+        f.truncate(256 << 20)
+    run("mkfs.vfat", "-F", "32", "-s", "8", str(image))
+    with open(image, "r+b") as f:
+        vol = FatVolume(f)
+        assert vol.fat_type == 32 and vol.cluster_count < 65525
+        vol.makedirs("edge-agent")
+        vol.write_file("edge-agent/setup.sh", b"#!/bin/bash\n")
+        vol.flush()
+    fsck_clean(image)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20_000), st.binary(min_size=1, max_size=9000)), max_size=12))
+def test_overlay_reads_like_a_bytearray_with_the_same_writes(writes: list[tuple[int, bytes]]) -> None:
+    base = bytes(range(256)) * 100  # 25,600 bytes
+    expected = bytearray(base)
+    overlay = PagedOverlay(io.BytesIO(b"x" * 512 + base), 512, len(base))
+    for pos, data in writes:
+        data = data[: len(base) - pos]
+        if not data:
+            continue
+        overlay.seek(pos)
+        overlay.write(data)
+        expected[pos:pos + len(data)] = data
+    overlay.seek(0)
+    assert overlay.read() == bytes(expected)
+    assert overlay.patch(1000, base[1000:9000]) == bytes(expected[1000:9000])

@@ -63,10 +63,15 @@ class FatVolume:
             raise FatError("the boot partition's FAT layout does not fit its size", HINT)
         self.cluster_count = (self.total_sectors - self.data_start) // spc
         self.cluster_size = bps * spc
-        if self.cluster_count < 4085:
+        # Like Linux, trust the BPB (no 16-bit FAT size means FAT32) over the cluster count:
+        # mkfs.fat makes FAT32 volumes with slightly fewer clusters than the spec's minimum.
+        if fat16_size == 0:
+            self.fat_type = 32
+        elif self.cluster_count >= 4085:
+            self.fat_type = 16
+        else:
             raise FatError("the boot partition is FAT12, which is not supported",
                            "use a Raspberry Pi OS image; its boot partition is FAT32")
-        self.fat_type = 16 if self.cluster_count < 65525 else 32
         self.root_cluster = struct.unpack_from("<I", boot, 44)[0] if self.fat_type == 32 else 0
         self.fsinfo_sector = struct.unpack_from("<H", boot, 48)[0] if self.fat_type == 32 else 0
         self.label = (boot[71:82] if self.fat_type == 32 else boot[43:54]).decode("latin-1").strip()
