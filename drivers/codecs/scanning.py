@@ -90,7 +90,14 @@ def scan_stream(buf, sync, parse):
             continue
         events.append((kind, data))
         k = buf.find(sync, j + 1)
-        i = k if 0 <= k < end else end
+        if 0 <= k < end:
+            i = k
+        elif end >= n:
+            # The broken frame ran to the end of what was read: a sync marker
+            # split at its tail may start the next frame, so keep it.
+            i = _tail_prefix_start(buf, sync, j + 1)
+        else:
+            i = end
     if garbage_from >= 0:
         events.append(_garbage(n - garbage_from))
     return events, b""
