@@ -54,6 +54,12 @@ def test_batch_writes_one_file_per_gateway_with_distinct_identities(kit: Kit, tm
     for gid in ("gw-a", "gw-b", "gw-c"):
         assert (tmp_path / "out" / f"{gid}.img").exists()
     assert len((inventory / "inventory.csv").read_text().splitlines()) == 4
+    # running the same batch again resumes it: nothing is written twice
+    (tmp_path / "out" / "gw-b.img").unlink()
+    assert main(batch_args(kit, csv, str(tmp_path / "out" / "{gateway_id}.img"), inventory)) == 0
+    assert capsys.readouterr().out.count("done before") == 3
+    assert not (tmp_path / "out" / "gw-b.img").exists()
+    assert len(json.loads((inventory / "inventory.json").read_text())) == 3
 
 
 def test_batch_on_one_reader_prompts_to_swap_and_summarises_failures(kit: Kit, tmp_path: Path) -> None:

@@ -71,8 +71,14 @@ def run_batch(ctx: Context, csv_path: str, default_target: str, ask: Callable[[s
     swap = len({job.target for _, job in jobs}) < len(jobs)
     results: list[dict[str, Any]] = []
     ctx.say(f"batch: {len(jobs)} gateways from {csv_path}")
+    verified_before = {r.get("gateway_id") for r in ctx.inventory.rows() if r.get("status") == "verified"}
     for index, (gateway_id, job) in enumerate(jobs, 1):
         ctx.say(f"\n=== {index}/{len(jobs)}: {gateway_id} -> {job.target}")
+        if gateway_id in verified_before and not ctx.opts.replace:
+            # re-running a batch resumes it: gateways with a verified card are not written again
+            ctx.say(f"{gateway_id} already has a verified card in {ctx.inventory.json_path}; skipped (--replace to redo)")
+            results.append({"gateway_id": gateway_id, "status": "done before"})
+            continue
         if swap and not ctx.opts.dry_run:
             try:
                 answer = ask(f"Insert the card for {gateway_id} into {job.target}, then press Enter "
@@ -94,10 +100,6 @@ def run_batch(ctx: Context, csv_path: str, default_target: str, ask: Callable[[s
             continue
         row["seconds"] = time.monotonic() - started
         results.append(row)
-        previous = [r.get("target_serial") for r in results[:-1] if r.get("target_serial")]
-        if row.get("target_serial") and row["target_serial"] in previous:
-            ctx.say(f"warning: card serial {row['target_serial']} was already written in this batch; "
-                    "did you swap the card?")
     ctx.say("\nsummary")
     ctx.say(f"  {'gateway':<24} {'status':<10} {'serial':<14} {'fingerprint':<18} time")
     for r in results:
@@ -106,6 +108,6 @@ def run_batch(ctx: Context, csv_path: str, default_target: str, ask: Callable[[s
         ctx.say(f"  {r['gateway_id']:<24} {r['status']:<10} {r.get('target_serial', '') or '-':<14} {fp or '-':<18} {secs}")
         if r.get("error"):
             ctx.say(f"      {r['error']}")
-    done = sum(1 for r in results if r["status"] in ("verified", "dry-run"))
+    done = sum(1 for r in results if r["status"] in ("verified", "dry-run", "done before"))
     ctx.say(f"  {done} of {len(jobs)} done; inventory: {ctx.inventory.csv_path}")
     return 0 if done == len(jobs) else 2

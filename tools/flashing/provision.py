@@ -56,6 +56,7 @@ class Context:
         self._wheels: dict[str, list[Path]] = {}
         self._agent_wheel: Path | None = None
         self._scratch = Path(opts.scratch_dir or os.environ.get("TMPDIR", "/tmp"))
+        self.written_serials: dict[str, str] = {}  # card serial -> gateway, within this run
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -155,6 +156,9 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
     ctx.inventory.check_new(config.gateway_id, replace=opts.replace)
     source = ImageSource.open_path(opts.image)
     target = check_target(job.target, source.size, opts.force, opts.sysfs, opts.mounts) if job.target else None
+    if target is not None and target.serial and target.serial in ctx.written_serials:
+        raise FlashError(f"the card in {target.path} (serial {target.serial}) was just written for "
+                         f"{ctx.written_serials[target.serial]}", "insert a fresh card for this gateway")
     with open_image(source, str(ctx._scratch)) as opened:
         release = detect_release(opened.volume, opts.mechanism)
         wheels = ctx.wheels(release.python)
@@ -201,6 +205,8 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
         (csr_dir / f"{config.gateway_id}.csr").write_bytes(identity.csr_pem)
         ctx.say(f"  CSR for the city CA: {csr_dir / (config.gateway_id + '.csr')}")
     ctx.inventory.append(row)
+    if target.serial:
+        ctx.written_serials[target.serial] = config.gateway_id
     rate = source.size / result.seconds / 1e6 if result.seconds else 0.0
     ctx.say(f"verified: {target.path} holds sha256 {result.sha256[:16]}... "
             f"({source.size / 1e6:.1f} MB written and read back in {result.seconds:.1f} s, {rate:.1f} MB/s)")
