@@ -36,8 +36,8 @@ import subprocess
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 from hil_tests.broker_certs import CertAuthority, CertPair
 
@@ -105,7 +105,7 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
+    except (OSError, AttributeError):  # no libc.so.6 or no prctl: not Linux
         pass
 
 
@@ -133,14 +133,14 @@ class MosquittoBroker:
         self,
         workdir: Path,
         *,
-        port: Optional[int] = None,
-        ca: Optional[CertAuthority] = None,
-        server_cert: Optional[CertPair] = None,
+        port: int | None = None,
+        ca: CertAuthority | None = None,
+        server_cert: CertPair | None = None,
         require_certificate: bool = False,
         use_identity_as_username: bool = False,
-        passwords: Optional[Mapping[str, str]] = None,
-        acl: Optional[str] = None,
-        allow_anonymous: Optional[bool] = None,
+        passwords: Mapping[str, str] | None = None,
+        acl: str | None = None,
+        allow_anonymous: bool | None = None,
         extra_config: str = "",
     ) -> None:
         self.executable = find_mosquitto()
@@ -162,18 +162,18 @@ class MosquittoBroker:
         self.config_file = self.workdir / "mosquitto.conf"
         self.log_file = self.workdir / "mosquitto.log"
         self.stderr_file = self.workdir / "mosquitto.stderr"
-        self.ca_file: Optional[Path] = None
-        self.server: Optional[CertPair] = None
-        self.client_cert: Optional[Path] = None
-        self.client_key: Optional[Path] = None
+        self.ca_file: Path | None = None
+        self.server: CertPair | None = None
+        self.client_cert: Path | None = None
+        self.client_key: Path | None = None
         if ca is not None:
             self.ca_file = ca.ca_file
             self.server = server_cert or ca.server_cert()
             pair = ca.client_cert("gateway-test")
             self.client_cert, self.client_key = pair.cert, pair.key
-        self._proc: Optional[subprocess.Popen] = None
+        self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
-        self._finalizer: Optional[weakref.finalize] = None
+        self._finalizer: weakref.finalize | None = None
 
     # -- properties ---------------------------------------------------------
 
@@ -190,7 +190,7 @@ class MosquittoBroker:
         return self._proc is not None and self._proc.poll() is None
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     def log_text(self) -> str:
@@ -249,7 +249,7 @@ class MosquittoBroker:
 
     # -- lifecycle ----------------------------------------------------------
 
-    def start(self, timeout: float = 10.0) -> "MosquittoBroker":
+    def start(self, timeout: float = 10.0) -> MosquittoBroker:
         """Start the broker and wait until it accepts connections.
 
         With an automatically chosen port, a port stolen between choosing and
@@ -323,7 +323,7 @@ class MosquittoBroker:
                 )
             time.sleep(0.02)
 
-    def _terminate_locked(self, sig: int, timeout: float) -> Optional[int]:
+    def _terminate_locked(self, sig: int, timeout: float) -> int | None:
         proc = self._proc
         if proc is None:
             return None
@@ -343,17 +343,17 @@ class MosquittoBroker:
         self._proc = None
         return proc.returncode
 
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
+    def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, wait up to `timeout` s (then SIGKILL). Returns the exit code."""
         with self._lock:
             return self._terminate_locked(signal.SIGTERM, timeout)
 
-    def kill(self) -> Optional[int]:
+    def kill(self) -> int | None:
         """SIGKILL: an abrupt broker crash, clients see their sockets die."""
         with self._lock:
             return self._terminate_locked(signal.SIGKILL, 10.0)
 
-    def restart(self, kill: bool = False, timeout: float = 10.0) -> "MosquittoBroker":
+    def restart(self, kill: bool = False, timeout: float = 10.0) -> MosquittoBroker:
         """Stop (or kill) and start again on the same port."""
         if kill:
             self.kill()
@@ -361,7 +361,7 @@ class MosquittoBroker:
             self.stop()
         return self.start(timeout)
 
-    def __enter__(self) -> "MosquittoBroker":
+    def __enter__(self) -> MosquittoBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

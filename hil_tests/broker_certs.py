@@ -18,8 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import itertools
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,7 +54,7 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 
 def _validity(expired: bool) -> tuple[dt.datetime, dt.datetime]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     if expired:
         # Expired well before "now" so clock skew between the test and the
         # broker cannot make it valid again.
@@ -155,7 +156,7 @@ class CertAuthority:
         stem = f"client-{safe}-{next(self._serial)}{'-expired' if expired else ''}"
         return self._issue(stem, cn, ExtendedKeyUsageOID.CLIENT_AUTH, (), expired)
 
-    def other_ca(self) -> "CertAuthority":
+    def other_ca(self) -> CertAuthority:
         """A fresh, unrelated CA: certificates it issues must be refused by anyone
         trusting only this one."""
         self._others += 1

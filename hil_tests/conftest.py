@@ -15,7 +15,8 @@ a skipped broker test would hide that the uplink was never exercised.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

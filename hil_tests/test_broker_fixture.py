@@ -6,7 +6,6 @@ import queue
 import ssl
 import time
 from pathlib import Path
-from typing import Optional
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,7 +21,7 @@ def _client(client_id: str) -> mqtt.Client:
 
 
 def _connect(client: mqtt.Client, broker: MosquittoBroker) -> None:
-    connected: "queue.Queue[object]" = queue.Queue()
+    connected: queue.Queue[object] = queue.Queue()
     client.on_connect = lambda c, u, flags, rc, props: connected.put(rc)
     client.connect(broker.host, broker.port, keepalive=30)
     client.loop_start()
@@ -30,7 +29,7 @@ def _connect(client: mqtt.Client, broker: MosquittoBroker) -> None:
     assert not rc.is_failure, f"CONNACK refused: {rc}"
 
 
-def _tls_attempt(broker: MosquittoBroker, ca_file: Path, pair: Optional[CertPair]) -> str:
+def _tls_attempt(broker: MosquittoBroker, ca_file: Path, pair: CertPair | None) -> str:
     """Try a TLS connection and drive it until CONNACK or failure.
     Returns "connected" or a description of how it was refused."""
     client = _client("tls-probe")
@@ -62,8 +61,8 @@ def _tls_attempt(broker: MosquittoBroker, ca_file: Path, pair: Optional[CertPair
 
 
 def test_qos1_publish_is_received_through_the_plain_broker(mosquitto: MosquittoBroker) -> None:
-    received: "queue.Queue[mqtt.MQTTMessage]" = queue.Queue()
-    subscribed: "queue.Queue[object]" = queue.Queue()
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    subscribed: queue.Queue[object] = queue.Queue()
     sub = _client("sub")
     sub.on_message = lambda c, u, msg: received.put(msg)
     sub.on_subscribe = lambda c, u, mid, rcs, p: subscribed.put(rcs)
@@ -144,7 +143,7 @@ def test_password_file_and_acl_are_enforced(mosquitto_factory) -> None:
         passwords={"hub": "s3cret"}, acl="user hub\ntopic read gw/#\ntopic readwrite echo/#\n"
     )
     bad = _client("bad")
-    refused: "queue.Queue[object]" = queue.Queue()
+    refused: queue.Queue[object] = queue.Queue()
     bad.on_connect = lambda c, u, f, rc, p: refused.put(rc)
     bad.username_pw_set("hub", "wrong")
     bad.connect(broker.host, broker.port)
@@ -155,11 +154,11 @@ def test_password_file_and_acl_are_enforced(mosquitto_factory) -> None:
         bad.loop_stop()
     good = _client("good")
     good.username_pw_set("hub", "s3cret")
-    received: "queue.Queue[str]" = queue.Queue()
+    received: queue.Queue[str] = queue.Queue()
     good.on_message = lambda c, u, msg: received.put(msg.topic)
     try:
         _connect(good, broker)
-        acked: "queue.Queue[object]" = queue.Queue()
+        acked: queue.Queue[object] = queue.Queue()
         good.on_subscribe = lambda c, u, mid, rcs, p: acked.put(rcs)
         good.subscribe([("gw/#", 1), ("echo/#", 1)])
         assert not any(rc.is_failure for rc in acked.get(timeout=WAIT))
