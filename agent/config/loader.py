@@ -202,8 +202,34 @@ def _issue_for(err: Any, loc: tuple[Any, ...], raw: Any, lines: TomlLines, file:
         hint = _did_you_mean(str(value), choices) or f"one of: {', '.join(choices)}"
         message = f"unknown {loc[-1]}" if loc and loc[-1] in _TAGS else "not an allowed value"
     else:
-        model = _model_at(loc[:-1], raw) if loc else None
-        field = model.model_fields.get(str(loc[-1])) if model and loc else None
-        if field is not None and field.description:
-            hint = field.description
+        if isinstance(value, (dict, list)):
+            # A check over a whole table (a driver's model validator): point at
+            # the key whose value the message quotes, not at the table.
+            loc = loc + _quoted_key(value, message)
+            line, _ = lines.line_of(loc)
+            value = _value_at(raw, loc)
+        else:
+            model = _model_at(loc[:-1], raw) if loc else None
+            field = model.model_fields.get(str(loc[-1])) if model and loc else None
+            if field is not None and field.description:
+                hint = field.description
+    if isinstance(value, (dict, list)):
+        value = MISSING
     return ConfigIssue(file, line, _format_path(loc, raw), value, message, hint)
+
+
+def _quoted_key(node: Any, message: str) -> tuple[Any, ...]:
+    """Deepest path below `node` whose string value the message quotes ('x')."""
+    matches: list[tuple[Any, ...]] = []
+
+    def walk(sub: Any, path: tuple[Any, ...]) -> None:
+        for key, child in sub.items() if isinstance(sub, dict) else enumerate(sub):
+            if isinstance(child, (dict, list)):
+                walk(child, (*path, key))
+            elif isinstance(child, str) and f"'{child}'" in message:
+                matches.append((*path, key))
+
+    walk(node, ())
+    # deepest first; at equal depth a key other than `name` says more
+    matches.sort(key=lambda m: (-len(m), m[-1] == "name"))
+    return matches[0] if matches else ()
