@@ -127,6 +127,8 @@ def test_crc_errors_on_rs485_are_named_and_sniff_defers_to_the_agent(rtu_agent: 
     assert "the agent holds" in r.stderr and line.path in r.stderr
     assert "flight recorder for bus:rtu-1" in r.stdout
     assert "modbus role=request, unit=5" in r.stdout, "requests in the recorder are recognised as Modbus frames"
+    sweep = agent.diag("modbus", "scan", "--bus", "rtu-1", "--baud", "9600,19200")
+    assert sweep.returncode == 2 and "the agent holds bus 'rtu-1'" in sweep.stderr and "systemctl stop edge-agent" in sweep.stderr
 
 
 def _spawn_in_pty(args: list[str], extra_env: dict[str, str], cols: int = 110, rows: int = 45) -> tuple[subprocess.Popen[bytes], int]:
@@ -185,3 +187,18 @@ def test_status_in_a_pty_has_colour_unless_no_color(rtu_agent: Any) -> None:
             os.close(master)
         assert b"climate-rtu" in out
         assert (b"\x1b[1m" in out) is coloured, out[:400]
+
+
+def test_offline_scan_tries_each_baud_rate_and_parity_on_an_rtu_line() -> None:
+    emus = Emulators()
+    try:
+        line = emus.start(PtyRtuEmulator([profile_device("xy_md02", 5), profile_device("xy_md02", 7)]))
+        r = diag("modbus", "scan", "--port", line.path, "--baud", "9600,19200", "--parity", "N,E", "--first", "4", "--last", "8", "--timeout", "0.15", "--config", "/nonexistent", "--json")
+        res = json.loads(r.stdout)
+        assert r.returncode == 0, r.stderr
+        assert [x["settings"] for x in res["results"]] == [f"{line.path} {b} 8{p}1" for b, p in (("9600", "N"), ("9600", "E"), ("19200", "N"), ("19200", "E"))]
+        for x in res["results"]:
+            # a pty cannot be set to even parity; a USB RS-485 adapter can
+            assert [f["unit"] for f in x["found"]] == [5, 7] or ("E" in x["settings"] and "refused these line settings" in x["error"]), x
+    finally:
+        emus.close()

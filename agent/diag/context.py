@@ -10,6 +10,8 @@ from typing import Any
 from agent.diag.client import AgentNotRunning, AgentUnreachable, DiagClient, RemoteError
 from agent.diag.render import Style, colour_enabled
 
+_UNSET = object()
+
 # Exit codes of the diag commands (status: 0 healthy, 1 degraded, 2 broken).
 EXIT_OK, EXIT_DEGRADED, EXIT_BROKEN = 0, 1, 2
 
@@ -28,15 +30,36 @@ class Ctx:
         self.json = bool(getattr(args, "json", False))
         no_colour = getattr(args, "no_color", False)
         self.style = Style(colour_enabled(sys.stdout, False if no_colour else None))
-        self.config = self._load_config(args.config)
         self.config_path = args.config
-        if self.config is not None:
-            self.data_dir = os.path.abspath(self.config.gateway.data_dir)
-        else:
-            self.data_dir = ""
+        self.config_error = ""
+        self._config: Any = _UNSET
+        # The socket path comes from a plain TOML read: validating the whole
+        # config costs a second on a Pi and commands that only ask the agent
+        # do not need it (`config` validates on first use).
+        self._raw = self._read_raw(args.config)
+        gw = self._raw.get("gateway") if isinstance(self._raw.get("gateway"), dict) else {}
+        self.data_dir = os.path.abspath(str(gw.get("data_dir", "/var/lib/edge-agent"))) if self._raw else ""
         self.socket_path = self._socket_path()
         self._client: DiagClient | None = None
         self.offline_reason = ""
+
+    @property
+    def config(self) -> Any:
+        if self._config is _UNSET:
+            self._config = self._load_config(self.config_path)
+            if self._config is not None:
+                self.data_dir = os.path.abspath(self._config.gateway.data_dir)
+        return self._config
+
+    @staticmethod
+    def _read_raw(path: str | None) -> dict[str, Any]:
+        import tomllib
+
+        try:
+            with open(path or "", "rb") as fh:
+                return tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError):
+            return {}
 
     def _load_config(self, path: str | None) -> Any:
         from agent.config.errors import ConfigError
@@ -54,10 +77,13 @@ class Ctx:
     def _socket_path(self) -> str:
         if getattr(self.args, "socket", None):
             return os.path.abspath(self.args.socket)
-        if self.config is not None:
-            from agent.diag.server import socket_path
-
-            return socket_path(self.config.diagnostics, self.data_dir)
+        diag = self._raw.get("diagnostics") if isinstance(self._raw.get("diagnostics"), dict) else {}
+        if diag.get("socket"):
+            return os.path.abspath(str(diag["socket"]))
+        if self._raw:
+            return os.path.join(self.data_dir, "diag.sock")
+        if self.config is not None:  # unreadable as plain TOML: the loader explains why
+            return os.path.join(self.data_dir, "diag.sock")
         return ""
 
     def need_config(self) -> Any:

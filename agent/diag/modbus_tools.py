@@ -127,7 +127,15 @@ class DirectModbus:
         self.client = ModbusClient(transport, **kwargs)
 
     async def __aenter__(self) -> DirectModbus:
-        await self.client.connect()
+        import termios
+
+        try:
+            await self.client.connect()
+        except termios.error as exc:
+            # pyserial applies the line settings on open; a port (or a pty)
+            # that cannot do them raises termios.error, not OSError
+            self.client.close()
+            raise ModbusConnectionLost(f"the port refused these line settings ({exc.args[-1]})") from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
