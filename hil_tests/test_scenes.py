@@ -7,7 +7,15 @@ import cv2
 import numpy as np
 
 from hil_tests.emulators.scenes import (
-    BinScene, BinSpec, Lighting, ParkingScene, Stay, StreetScene, load_truth, make_vehicle, save_truth,
+    BinScene,
+    BinSpec,
+    Lighting,
+    ParkingScene,
+    Stay,
+    StreetScene,
+    load_truth,
+    make_vehicle,
+    save_truth,
 )
 
 

@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 import pytest
+from onnx_support import model_folder
 
 from agent.vision.decoders import decode_yolox, yolox_grid
 from agent.vision.models import Detector
-from onnx_support import model_folder
 
 
 def boxes_of(dets):

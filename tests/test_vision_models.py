@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx_support import model_folder
 
 from agent.vision.manifest import ModelError, load_manifest
 from agent.vision.models import Detector, load_detector, session_options
 from agent.vision.preprocess import letterbox, stretch, to_tensor
-from onnx_support import model_folder
 
 MODELS = Path(__file__).resolve().parents[1] / "edge_models"
 YOLO8 = {"output0": np.zeros((1, 6, 10), np.float32)}

@@ -108,7 +108,7 @@ def _check_outputs(m: Manifest, sess: ort.InferenceSession, where: str) -> None:
     fmt = m.output.format
     if fmt == "ssd_tf":
         want_ranks = (1, 2, 3, 2)
-        for name, rank in zip(m.output.names, want_ranks):
+        for name, rank in zip(m.output.names, want_ranks, strict=True):
             if len(outs[name]) != rank:
                 raise ModelError(f"{where}: output {name!r} has shape {outs[name]}; TF SSD outputs are num_detections, "
                                  f"scores, boxes, classes with 1, 2, 3, 2 dimensions. Check the order of [output].names.")
@@ -152,7 +152,7 @@ class Detector:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=session_options(threads, spinning),
                                                 providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises several types for a bad file
+        except Exception as e:  # noqa: BLE001 -- onnxruntime raises unrelated types for a bad file
             raise ModelError(f"{where}: onnxruntime cannot load it ({e}); re-export the model (opset 11..21).") from None
         _check_input(m, self.session, where)
         _check_outputs(m, self.session, where)

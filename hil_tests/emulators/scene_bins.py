@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 
 from hil_tests.emulators.scene_common import (
-    FrameTruth, GTObject, Lighting, box_of, frame_rng, shade, value_noise, write_video,
+    FrameTruth,
+    GTObject,
+    Lighting,
+    box_of,
+    frame_rng,
+    shade,
+    value_noise,
+    write_video,
 )
 
 CAM_Z = 4.0
@@ -132,7 +139,7 @@ class BinScene:
             # Inside, seen through the opening only: floor, inner walls, then the rubbish surface.
             inside = np.zeros_like(img)
             cv2.fillPoly(inside, [np.round(floor).astype(np.int32)], (30, 30, 30))
-            for k, kf in zip(range(4), (0.45, 0.6, 0.75, 0.55)):
+            for k, kf in zip(range(4), (0.45, 0.6, 0.75, 0.55), strict=True):
                 quad = np.float32([rim[k], rim[(k + 1) % 4], surf[(k + 1) % 4], surf[k]])
                 cv2.fillPoly(inside, [np.round(quad).astype(np.int32)], shade(b.colour, kf), cv2.LINE_AA)
             if lv > 0.005:

@@ -13,7 +13,14 @@ import cv2
 import numpy as np
 
 from hil_tests.emulators.scene_common import (
-    FrameTruth, GTObject, Lighting, box_of, frame_rng, shade, value_noise, write_video,
+    FrameTruth,
+    GTObject,
+    Lighting,
+    box_of,
+    frame_rng,
+    shade,
+    value_noise,
+    write_video,
 )
 from hil_tests.emulators.scene_street import PALETTE
 
@@ -136,7 +143,7 @@ class ParkingScene:
         for p in self.bays_m.values():
             q = np.round(p * PX_M).astype(np.int32)
             cv2.polylines(canvas, [q], True, (225, 225, 225), 4)
-        for k in range(6):  # oil stains where engines stand
+        for _ in range(6):  # oil stains where engines stand
             c = (int(rng.uniform(40, cw - 40)), int(rng.uniform(40, ch - 40)))
             cv2.ellipse(canvas, c, (int(rng.uniform(10, 30)), int(rng.uniform(6, 18))), 0, 0, 360, (70, 70, 72), -1)
         return canvas
@@ -160,7 +167,7 @@ class ParkingScene:
         poses = [(s, p) for s, p in poses if p is not None]
         poses.sort(key=lambda sp: sp[1][3] != 0)  # moving cars drawn over parked ones
         shadow = np.zeros(canvas.shape[:2], np.uint8)
-        for s, p in poses:
+        for _s, p in poses:
             cv2.fillPoly(shadow, [np.round(self._rect(p[0] + 0.25, p[1] + 0.3, p[2], CAR_L, CAR_W) * PX_M).astype(np.int32)], 255)
         shadow = cv2.GaussianBlur(shadow, (9, 9), 0)
         canvas = (canvas.astype(np.float32) * (1.0 - 0.45 * shadow[..., None] / 255.0)).astype(np.uint8)

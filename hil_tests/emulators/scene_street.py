@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 
 from hil_tests.emulators.scene_common import (
-    FrameTruth, GTObject, Lighting, box_of, frame_rng, shade, value_noise, write_video,
+    FrameTruth,
+    GTObject,
+    Lighting,
+    box_of,
+    frame_rng,
+    shade,
+    value_noise,
+    write_video,
 )
 
 CLASSES = ("car", "truck", "bus", "bike")

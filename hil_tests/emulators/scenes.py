@@ -79,10 +79,15 @@ write_video(path, frames, fps) writes any BGR frame iterable as MJPG .avi.
 
 from __future__ import annotations
 
-from hil_tests.emulators.scene_common import (
-    FrameTruth, GTObject, Lighting, load_truth, save_truth, write_video,
-)
 from hil_tests.emulators.scene_bins import BinScene, BinSpec, Walker
+from hil_tests.emulators.scene_common import (
+    FrameTruth,
+    GTObject,
+    Lighting,
+    load_truth,
+    save_truth,
+    write_video,
+)
 from hil_tests.emulators.scene_parking import ParkingScene, Stay
 from hil_tests.emulators.scene_street import CLASSES, LANES, StreetScene, Vehicle, make_vehicle
 
