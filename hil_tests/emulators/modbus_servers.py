@@ -187,7 +187,16 @@ class RtuResponder:
             self._line_free = done_at
             self.ideal_time += (len(frame) + len(resp)) * self.char + self.turnaround + self.gap
             delay = max(delay, done_at - loop.time())
-        if delay > 0:
+        if self.timing:
+            # The loop's timers are ms-grained; spin the last stretch so the
+            # answer leaves when a real line would deliver it.
+            loop = asyncio.get_running_loop()
+            due = loop.time() + delay
+            if delay > 0.0015:
+                await asyncio.sleep(delay - 0.0015)
+            while loop.time() < due:
+                pass
+        elif delay > 0:
             await asyncio.sleep(delay)
         if self.timing:
             self.late_time += max(0.0, asyncio.get_running_loop().time() - self._line_free)
