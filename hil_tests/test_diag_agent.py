@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from agent.diag.client import DiagClient
-from hil_tests.diag_env import METER_AND_CLIMATE, AgentProcess, Emulators, gateway_toml
+from hil_tests.diag_env import METER_AND_CLIMATE, PYTHON, REPO, AgentProcess, Emulators, env, gateway_toml
 from hil_tests.emulators.modbus_devices import profile_device
 from hil_tests.emulators.modbus_servers import TcpEmulator
 
@@ -79,6 +80,19 @@ def test_healthy_gateway_status_devices_and_readings_show_the_facts(rig: Rig) ->
     readings = rig.agent.diag("readings", "--device", "climate-1", "--last", "4", "--json")
     got = json.loads(readings.stdout)["readings"]
     assert got and {r["device"] for r in got} == {"climate-1"} and all(r["status"] == "ok" for r in got)
+
+    # --follow streams new readings as they are made, until the technician stops it
+    follow = subprocess.Popen(
+        [PYTHON, "-m", "agent.cli.main", "diag", "readings", "--follow", "--last", "0", "--metric", "temperature", "--json", "--config", str(rig.agent.config)],
+        cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = [json.loads(follow.stdout.readline()) for _ in range(3)]
+    finally:
+        follow.terminate()
+        follow.wait(10)
+    assert [r["metric"] for r in lines] == ["temperature"] * 3 and lines[0]["unit"] == "Cel"
+    assert lines[0]["mono_ns"] < lines[1]["mono_ns"] < lines[2]["mono_ns"], "new readings, in order"
 
 
 def test_faults_in_the_emulators_are_named_by_status(rig: Rig) -> None:
