@@ -120,7 +120,7 @@ class CameraConfig(StrictModel):
     model: str = Field("vehicle_tiny", description="Model directory name under the models directory (detector mode).")
     classes: list[str] = Field(default_factory=list, description="Labels to keep; empty keeps every label the model has.")
     motion_label: str = Field("vehicle", description="Label given to moving blobs in motion mode.")
-    motion_min_area: float = Field(0.002, gt=0, lt=1, description="Smallest blob counted in motion mode, as a fraction of the image area.")
+    motion_min_area: float = Field(0.001, gt=0, lt=1, description="Smallest blob counted in motion mode, as a fraction of the image area.")
     detect_fps: float = Field(5.0, gt=0, le=60, description="Frames analysed per second, independent of the camera's rate.")
     loop: bool = Field(False, description="Video files only: start again at the end (demo).")
     realtime: bool = Field(

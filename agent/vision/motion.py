@@ -23,8 +23,10 @@ class MotionDetector:
         self.min_area = min_area
         self.warmup = warmup
         self._frames = 0
-        self._bg = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=25, detectShadows=True)
+        self._bg = cv2.createBackgroundSubtractorMOG2(history=history, varThreshold=16, detectShadows=True)
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        # wide closing: a vehicle passing behind a lamp post stays one blob
+        self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 4))
 
     def detect(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Boxes (N,4, x1 y1 x2 y2 in frame pixels), scores and labels of the
@@ -41,7 +43,7 @@ class MotionDetector:
         # 127 marks shadows: a car's shadow must not widen or merge its blob
         _, mask = cv2.threshold(mask, 200, 255, cv2.THRESH_BINARY)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel, iterations=2)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close, iterations=1)
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         min_px = self.min_area * mask.shape[0] * mask.shape[1]
         boxes = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,14 +31,25 @@ def model_detector(cam: CameraConfig, vision: VisionConfig) -> tuple[DetectFn, d
     the status shows about the model."""
     from agent.vision.models import load_detector  # onnxruntime only where a model is used
 
-    det = load_detector(cam.model, models_dir=vision.models_dir, threads=vision.onnx_threads, spinning=vision.onnx_spinning)
+    models_dir = Path(vision.models_dir)
+    if not models_dir.is_absolute() and not models_dir.is_dir():
+        # the shipped models sit beside the agent package, wherever it runs from
+        models_dir = Path(__file__).resolve().parents[2] / models_dir
+    # the tracker's second stage needs the weak detections the model's own threshold would drop
+    det = load_detector(
+        cam.model,
+        models_dir=models_dir,
+        threads=vision.onnx_threads,
+        spinning=vision.onnx_spinning,
+        score_threshold=min(cam.tracker.low_score, cam.tracker.high_score),
+    )
 
     def detect(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         found = det.detect(frame)
         boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
         return boxes, np.array([d.score for d in found], dtype=np.float64), [d.label for d in found]
 
-    info = {"model": cam.model, "labels": list(getattr(det, "labels", []) or [])}
+    info = {"model": cam.model, "labels": list(det.labels), "version": det.manifest.model.version}
     return detect, info
 
 

@@ -60,6 +60,14 @@ def _grow(boxes: np.ndarray, buffer: float) -> np.ndarray:
     return np.stack([boxes[:, 0] - dx, boxes[:, 1] - dy, boxes[:, 2] + dx, boxes[:, 3] + dy], axis=1)
 
 
+def _inside(box: np.ndarray, others: np.ndarray) -> float:
+    """Largest share of `box`'s area that lies inside one of `others`."""
+    ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
+    return float((ix * iy).max() / area)
+
+
 def greedy_match(sim: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """Pairs (row, col) in order of decreasing similarity, each row and column
     used once. With the few objects of a street scene this equals the optimal
@@ -212,11 +220,12 @@ class Tracker:
             alive.append(tr)
         self.tracks = alive
 
-        # new tracks from strong leftovers, unless they duplicate a live track
-        # (a second box of the same object the NMS let through)
-        live_boxes = np.array([tr.box for tr in self.tracks if tr.updated]).reshape(-1, 4)
+        # new tracks from strong leftovers, unless they duplicate a live track:
+        # a second box of the same object the NMS let through, or a piece of
+        # a bus split in two by a lamp post in front of it
+        live_boxes = np.array([tr.kf.box() for tr in self.tracks if tr.state == CONFIRMED]).reshape(-1, 4)
         for d in left_high:
-            if len(live_boxes) and iou_matrix(boxes[d : d + 1], live_boxes).max() > 0.7:
+            if len(live_boxes) and (iou_matrix(boxes[d : d + 1], live_boxes).max() > 0.7 or _inside(boxes[d], live_boxes) > 0.8):
                 continue
             tr = Track(self._next_id, boxes[d], float(scores[d]), labels[d], t)
             self._next_id += 1
@@ -230,20 +239,28 @@ class Tracker:
     ) -> tuple[np.ndarray, list[Track]]:
         """Match `tracks` with detections `dets` (indices); returns the
         detections and tracks left over."""
-        # cascade: tight boxes first, then the leftovers with a larger buffer
-        # (a track born one frame ago has no velocity estimate yet)
-        for buffer in (self.cfg.buffer, 3 * self.cfg.buffer):
-            if not tracks or len(dets) == 0:
-                break
-            pred = np.array([tr.kf.box() for tr in tracks])
-            sim = iou_matrix(pred, boxes[dets], buffer)
-            pairs = greedy_match(sim, self.cfg.match_iou)
-            used_t, used_d = set(), set()
-            for ti, di in pairs:
-                d = int(dets[di])
-                tracks[ti]._hit(boxes[d], float(scores[d]), labels[d], t, self.cfg.min_hits)
-                used_t.add(ti)
-                used_d.add(di)
-            dets = np.array([d for i, d in enumerate(dets) if i not in used_d], dtype=np.int64)
-            tracks = [tr for i, tr in enumerate(tracks) if i not in used_t]
-        return dets, list(tracks)
+        # cascade: tight boxes first, then a larger buffer for tracks seen in
+        # the previous frame (a young track has no velocity estimate yet, a
+        # vehicle braking hard leaves its prediction). Lost tracks never get
+        # it: their prediction has drifted and would grab a newcomer
+        # entering where they left.
+        dets, rest = self._match(tracks, dets, boxes, scores, labels, t, self.cfg.buffer)
+        seen = [tr for tr in rest if tr.state != LOST]
+        dets, seen_rest = self._match(seen, dets, boxes, scores, labels, t, 3 * self.cfg.buffer)
+        return dets, [tr for tr in rest if tr.state == LOST] + seen_rest
+
+    def _match(
+        self, tracks: list[Track], dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: list[str], t: float, buffer: float
+    ) -> tuple[np.ndarray, list[Track]]:
+        if not tracks or len(dets) == 0:
+            return dets, list(tracks)
+        pred = np.array([tr.kf.box() for tr in tracks])
+        pairs = greedy_match(iou_matrix(pred, boxes[dets], buffer), self.cfg.match_iou)
+        used_t, used_d = set(), set()
+        for ti, di in pairs:
+            d = int(dets[di])
+            tracks[ti]._hit(boxes[d], float(scores[d]), labels[d], t, self.cfg.min_hits)
+            used_t.add(ti)
+            used_d.add(di)
+        left = np.array([d for i, d in enumerate(dets) if i not in used_d], dtype=np.int64)
+        return left, [tr for i, tr in enumerate(tracks) if i not in used_t]

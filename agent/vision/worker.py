@@ -134,7 +134,7 @@ def _build(vcfg: VisionConfig, cameras: list[CameraConfig], data_dir: str, log: 
     from agent.vision.pipeline import CameraPipeline, model_detector
     from agent.vision.sources import FrameSource
 
-    loaded: dict[str, Any] = {}  # one session per model, shared by cameras
+    loaded: dict[tuple[str, float], Any] = {}  # one session per model, shared by cameras
     cams: list[_Camera] = []
     for cam in cameras:
         if not cam.enabled:
@@ -142,9 +142,10 @@ def _build(vcfg: VisionConfig, cameras: list[CameraConfig], data_dir: str, log: 
         detect, info, error = None, {}, ""
         if cam.mode == "detector" and (cam.lines or cam.zones):
             try:
-                if cam.model not in loaded:
-                    loaded[cam.model] = model_detector(cam, vcfg)
-                detect, info = loaded[cam.model]
+                key = (cam.model, cam.tracker.low_score)
+                if key not in loaded:
+                    loaded[key] = model_detector(cam, vcfg)
+                detect, info = loaded[key]
             except Exception as exc:  # noqa: BLE001 - one bad model must not stop the other cameras
                 error = f"model {cam.model!r} failed to load: {exc}"
                 log.error("camera %s: %s", cam.name, error)
