@@ -13,6 +13,10 @@ from typing import Any
 DRIVERS: dict[str, str] = {
     "system": "drivers.system.health:SystemHealthDriver",
     "modbus": "drivers.modbus.driver:ModbusDriver",
+    "sds011": "drivers.serial.particulate:Sds011Driver",
+    "pms5003": "drivers.serial.particulate:Pms5003Driver",
+    "nmea_gps": "drivers.serial.nmea_gps:NmeaGpsDriver",
+    "ultrasonic_bin": "drivers.serial.ultrasonic_bin:UltrasonicBinDriver",
 }
 
 # bus type -> "module:Class" of a drivers.base.Bus subclass
@@ -20,6 +24,7 @@ BUSES: dict[str, str] = {
     "modbus_tcp": "drivers.modbus.bus:ModbusTcpBus",
     "modbus_rtu": "drivers.modbus.bus:ModbusRtuBus",
     "modbus_rtu_over_tcp": "drivers.modbus.bus:ModbusRtuOverTcpBus",
+    "serial": "drivers.serial.bus:SerialBus",
 }
 
 

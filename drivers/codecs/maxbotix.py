@@ -45,11 +45,13 @@ def _parse(buf, i):
             kind, data = decode_frame(buf[i : k + 1])
             return kind, k + 1, data
         if b < 0x30 or b > 0x39:
-            # The non-digit may itself be the `R` of the next frame: end
-            # before it so the scanner looks there.
-            if k == i + 1:
-                return FORMAT, k, f"range frame with non-digit {b:02X}"
-            return LENGTH, k, f"range frame cut short after {k - i - 1} digits"
+            if b == 0x52:
+                # The `R` of the next frame: this one was cut short. End
+                # before it so the scanner starts there.
+                return LENGTH, k, f"range frame cut short after {k - i - 1} digits"
+            # A damaged character: the frame runs to its CR, if that is near.
+            cr = buf.find(b"\r", k, i + MAX_DIGITS + 2)
+            return FORMAT, (cr + 1 if cr >= 0 else k), f"range frame with non-digit {b:02X}"
         k += 1
     if k - i > MAX_DIGITS + 1:
         return LENGTH, k, f"range frame with more than {MAX_DIGITS} digits"

@@ -18,6 +18,7 @@ from drivers.codecs.scanning import CHECKSUM, FRAME, LENGTH, NEED_MORE, RANGE, s
 FRAME_LEN = 32
 LENGTH_FIELD = 28
 _SYNC = b"\x42\x4d"
+_HEADER = b"\x42\x4d\x00\x1c"
 # The effective range in the data sheet is 0-500 ug/m3 and the maximum 1000;
 # more than that with a good checksum means a broken sensor.
 MAX_UG_M3 = 1000
@@ -74,7 +75,23 @@ def _parse(buf, i):
     if len(buf) - i < FRAME_LEN:
         return NEED_MORE, 0, None
     kind, data = decode_frame(buf[i : i + FRAME_LEN])
+    if kind == CHECKSUM:
+        k = _find_header(buf, i + 1, i + FRAME_LEN)
+        if k > 0:
+            # A new header inside: this frame was cut short, not corrupted.
+            return LENGTH, i + FRAME_LEN, f"PMS5003 frame cut short after {k - i} bytes"
     return kind, i + FRAME_LEN, data
+
+
+def _find_header(buf, start, end):
+    """First index in [start, end) where a header starts, as far as buf shows it."""
+    k = buf.find(_SYNC, start, end + 1)
+    while 0 <= k < end:
+        tail = buf[k : k + 4]
+        if tail == _HEADER[: len(tail)]:
+            return k
+        k = buf.find(_SYNC, k + 1, end + 1)
+    return -1
 
 
 def scan(buf):

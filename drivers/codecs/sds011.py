@@ -96,7 +96,21 @@ def _parse(buf, i):
         return NEED_MORE, 0, None
     frame = buf[i : i + FRAME_LEN]
     kind, data = decode_frame(frame)
+    if kind == CHECKSUM or kind == LENGTH:
+        k = _find_header(buf, i + 1, i + FRAME_LEN)
+        if k > 0:
+            # A new header inside: this frame was cut short, not corrupted.
+            return LENGTH, i + FRAME_LEN, f"SDS011 frame cut short after {k - i} bytes"
     return kind, i + FRAME_LEN, data
+
+
+def _find_header(buf, start, end):
+    k = buf.find(_SYNC, start, end)
+    while k >= 0:
+        if k + 1 >= len(buf) or buf[k + 1] == DATA_CMD or buf[k + 1] == REPLY_CMD:
+            return k
+        k = buf.find(_SYNC, k + 1, end)
+    return -1
 
 
 def scan(buf):

@@ -70,3 +70,11 @@ def test_range_error():
     values = {"pm2_5": 4000}
     events, _ = m.scan(m.encode_frame(values))
     assert events[0][0] == "range"
+
+
+def test_cut_short_frame_is_a_length_error():
+    # The sensor was plugged in mid-frame: 10 bytes of one frame, then a whole one.
+    events, rest = m.scan(STREET[:10] + CLEAN_AIR)
+    assert [e[0] for e in events] == ["length", "frame"]
+    assert events[1][1]["count_0_3"] == 36
+    assert rest == b""

@@ -1,0 +1,66 @@
+"""The `serial` bus type: one local serial port (USB adapter, UART, RS-232).
+
+Streaming sensors (particulate, GPS, ultrasonic) own their port: each device
+on a `serial` bus gets a PortReader that opens the port with these settings,
+re-opens it when an adapter is unplugged and plugged back, and feeds what it
+reads to the device's codec.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import serial
+from pydantic import Field
+
+from drivers.base import Bus, BusConfig
+
+PARITIES = {
+    "none": serial.PARITY_NONE,
+    "even": serial.PARITY_EVEN,
+    "odd": serial.PARITY_ODD,
+    "mark": serial.PARITY_MARK,
+    "space": serial.PARITY_SPACE,
+}
+
+
+class SerialBusConfig(BusConfig):
+    port: str = Field(
+        description="Device path. Prefer a stable name from /dev/serial/by-id/ so the port survives re-plugging and reboots.",
+    )
+    baudrate: int = Field(9600, gt=0, description="Line speed in baud (SDS011, PMS5003, MaxBotix and most GPS receivers: 9600).")
+    bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits per character.")
+    parity: Literal["none", "even", "odd", "mark", "space"] = Field("none", description="Parity bit.")
+    stopbits: Literal[1, 1.5, 2] = Field(1, description="Stop bits.")
+
+
+class SerialBus(Bus):
+    """Holds the port settings; PortReader does the opening and reading."""
+
+    Config = SerialBusConfig
+
+    def __init__(self, config: SerialBusConfig, log: logging.Logger) -> None:  # type: ignore[override]
+        super().__init__(config, log)
+        self.config: SerialBusConfig = config
+
+    def open_port(self) -> serial.Serial:
+        """Open the port non-blocking (timeout=0) so reads never stall the loop.
+
+        Raises serial.SerialException (or OSError) when the port is missing or busy.
+        """
+        c = self.config
+        port = serial.Serial(
+            port=c.port,
+            baudrate=c.baudrate,
+            bytesize=c.bytesize,
+            parity=PARITIES[c.parity],
+            stopbits=c.stopbits,
+            timeout=0,
+            exclusive=True,
+        )
+        return port
+
+    def status(self) -> dict[str, Any]:
+        c = self.config
+        return {**super().status(), "port": c.port, "settings": f"{c.baudrate} {c.bytesize}{c.parity[0].upper()}{c.stopbits}"}
