@@ -140,7 +140,7 @@ def main() -> None:
         + (f" ({busy['fps']:.1f} fps measured)." if busy["fps"] else "."),
         f"Each sample: connect to the diag socket, `status`, full reply ({SAMPLES} samples per case).",
         "",
-        "| agent | status p50 | p95 | max | agent CPU | `edge-agent diag status` end to end (median of 5) |",
+        "| agent | status p50 | p95 | max | agent process CPU | `edge-agent diag status` end to end (median of 5) |",
         "|---|---|---|---|---|---|",
     ]
     for c in (idle, busy):
@@ -149,7 +149,8 @@ def main() -> None:
         "",
         f"Busy/idle ratio of the p95 status reply: {busy['p95'] / idle['p95']:.2f}. Target: the reply in < 300 ms while busy "
         f"({'met' if busy['max'] < 300 else 'NOT met'}: max {busy['max']:.0f} ms). The end-to-end figure is mostly the CLI's own "
-        "Python start-up and config validation, the same idle or busy; the machine is shared, so absolute times vary between runs.",
+        "Python start-up and imports, the same idle or busy. The vision worker is a separate process (not in the CPU column). "
+        f"The machine is shared (load average {os.getloadavg()[0]:.1f} at the end of the run), so absolute times vary between runs.",
     ]
     print("\n".join(lines))
     if args.write:
