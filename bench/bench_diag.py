@@ -149,7 +149,7 @@ def main() -> None:
         "",
         f"Busy/idle ratio of the p95 status reply: {busy['p95'] / idle['p95']:.2f}. Target: the reply in < 300 ms while busy "
         f"({'met' if busy['max'] < 300 else 'NOT met'}: max {busy['max']:.0f} ms). The end-to-end figure is mostly the CLI's own "
-        "Python start-up and imports, the same idle or busy. The vision worker is a separate process (not in the CPU column). "
+        "Python start-up and imports, which compete for the same two cores as the busy agent. The vision worker is a separate process (not in the CPU column). "
         f"The machine is shared (load average {os.getloadavg()[0]:.1f} at the end of the run), so absolute times vary between runs.",
     ]
     print("\n".join(lines))
