@@ -128,6 +128,13 @@ def test_publish_subscribe_qos0_and_qos1(clients: Any, proto: int) -> None:
     assert (second.topic, second.payload, second.qos) == ("site/b/temp", b"\x00\xffbinary", 1)
 
 
+def test_mqtt31_clients_are_served_too(clients: Any) -> None:
+    sub = clients(mqtt.MQTTv31, client_id="old-31")
+    sub.subscribe("legacy")
+    clients(mqtt.MQTTv31, client_id="old-31-pub").publish("legacy", b"3.1")
+    assert sub.next().payload == b"3.1"
+
+
 def test_mqtt5_assigns_client_id_and_grants_qos2_as_qos1(clients: Any) -> None:
     sub = clients(V5)
     assert sub.connack.AssignedClientIdentifier.startswith("auto-")

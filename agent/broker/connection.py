@@ -15,6 +15,7 @@ import logging
 import secrets
 
 from agent.broker import packets as p
+from agent.broker.outgoing import PacketWriter
 from agent.broker.properties import MalformedPacket, ProtocolError
 from agent.broker.router import Router
 from agent.broker.session import Message, Session, SubOptions
@@ -30,6 +31,7 @@ MAX_SUBSCRIPTION_QOS = 1
 KEEP_ALIVE_TIMEOUT, SESSION_TAKEN_OVER, SERVER_SHUTTING_DOWN = 0x8D, 0x8E, 0x8B
 TOPIC_NAME_INVALID, TOPIC_ALIAS_INVALID, PACKET_ID_NOT_FOUND = 0x90, 0x94, 0x92
 DISCONNECT_WITH_WILL = 0x04
+WRITE_BUFFER_LIMIT = 256 * 1024
 
 
 class Settings:
@@ -51,7 +53,8 @@ class Connection:
         self.settings = settings
         self.router = router
         self.reader = reader
-        self.writer = writer
+        self.stream = writer
+        self.writer = PacketWriter(writer)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.v5 = False
@@ -113,7 +116,7 @@ class Connection:
                 self.router.publish(Message(will.topic, will.payload, will.qos, will.retain, props))
         self.writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+            await asyncio.wait_for(self.stream.wait_closed(), 2.0)
 
     # -- handshake ------------------------------------------------------------
 
@@ -145,7 +148,9 @@ class Connection:
                 log.info("client %s disconnected", self.name)
                 return reason == DISCONNECT_WITH_WILL
             await self._dispatch(ptype, flags, body)
-            await self.writer.drain()
+            if self.stream.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                # The client is not reading its acks: stop reading from it too.
+                await self.writer.drain()
 
     async def _accept(self, pkt: p.Connect) -> bool:
         v5 = pkt.level == p.MQTT_5

@@ -34,7 +34,7 @@ class EmbeddedBroker:
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | None = 0,
         *,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
         max_inflight: int = 100,
@@ -45,7 +45,7 @@ class EmbeddedBroker:
         if max_packet_size < 64:
             raise ValueError("max_packet_size must be at least 64 bytes")
         self.host = host
-        self._requested_port = port
+        self._requested_port = port or 0  # None or 0: any free port
         self._port: int | None = None
         self.settings = Settings(max_packet_size, max_inflight, max_queued_messages,
                                  connect_timeout)

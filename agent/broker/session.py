@@ -16,6 +16,7 @@ import asyncio
 import collections
 import logging
 
+from agent.broker.outgoing import PacketWriter
 from agent.broker.packets import encode_disconnect, encode_publish, encode_topic
 
 log = logging.getLogger("agent.broker")
@@ -49,7 +50,7 @@ class SubOptions:
 
 
 class Session:
-    def __init__(self, client_id: str, v5: bool, writer: asyncio.StreamWriter, *,
+    def __init__(self, client_id: str, v5: bool, writer: PacketWriter, *,
                  max_inflight: int, max_queued: int, high_water: int,
                  max_packet_size: int | None) -> None:
         self.client_id = client_id
