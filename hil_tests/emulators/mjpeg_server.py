@@ -6,6 +6,7 @@ taken down and brought back to test stream loss and recovery.
         url = cam.url            # http://127.0.0.1:<port>/stream.mjpg
         cam.set_down(True)       # drops every client and refuses new ones
         cam.set_down(False)
+        cam.set_frames(other_frames)   # the scene changed
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ _BOUNDARY = b"frameboundary"
 
 class MjpegServer:
     def __init__(self, frames: Sequence[np.ndarray], fps: float = 10.0, host: str = "127.0.0.1") -> None:
-        self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
+        self.jpegs: list[bytes] = []
+        self.set_frames(frames)
         self.fps = fps
         self._sock = socket.create_server((host, 0))
         self._sock.settimeout(0.2)
@@ -45,6 +47,10 @@ class MjpegServer:
         for t in self._threads:
             t.join(2)
         self._sock.close()
+
+    def set_frames(self, frames: Sequence[np.ndarray]) -> None:
+        """Show other pictures from the next frame on (the scene in front of the camera changed)."""
+        self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
 
     def set_down(self, down: bool) -> None:
         (self._down.set if down else self._down.clear)()
