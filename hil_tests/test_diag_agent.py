@@ -220,9 +220,13 @@ def test_bundle_has_status_frames_and_logs_and_no_planted_secret(tmp_path: Path,
 
 
 def test_offline_mode_says_so_and_opens_the_devices_itself(rig: Rig) -> None:
-    rig.agent.stop()
+    assert rig.agent.proc is not None
+    rig.agent.proc.kill()  # a crash: the socket file stays behind
+    rig.agent.proc.wait(10)
+    assert rig.agent.socket.exists()
     st = rig.agent.diag("status")
-    assert st.returncode == 2 and "agent not running" in st.stdout and "systemctl start edge-agent" in st.stdout
+    assert st.returncode == 2 and "agent not running" in st.stdout and "stale socket" in st.stdout
+    assert "systemctl start edge-agent" in st.stdout
     read = rig.agent.diag("modbus", "read", "--bus", "tcp-1", "--unit", "2", "--address", "1", "--count", "2", "--table", "input")
     assert read.returncode == 0 and "opening tcp-1 directly" in read.stderr
     value = int(next(line for line in read.stdout.splitlines() if line.startswith("1 ")).split()[2])

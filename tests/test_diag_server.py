@@ -111,6 +111,13 @@ async def test_bad_requests_get_errors_and_the_agent_keeps_serving(agent: Agent)
     # an oversized request closes that connection only
     big = await ask(path, b'{"cmd": "status", "pad": "' + b"x" * 5000 + b'"}\n', read=2)
     assert big[0]["error"]["code"] == "too_large" and len(big) == 1
+    # garbage of every kind on fresh connections: each answered or dropped, none hurts the agent
+    junk = [b"\xff\xfe\x00garbage\n", b"[" * 1000 + b"\n", b'{"cmd": 5}\n', b'{"cmd": "status", "args": [1]}\n', b'{"id": {"x": 1}, "cmd": "hello"}\n', b"\n\n\n"]
+    for line in junk:
+        replies = await ask(path, line, {"id": 99, "cmd": "hello"}, read=1 if line.strip() == b"" else 2)
+        assert replies[-1]["id"] == 99 and replies[-1]["ok"], "the connection keeps working after junk"
+        # errors, or (for a valid command with an unusable id) an answer without the id
+        assert all(not r["ok"] or r["id"] is None for r in replies[:-1]), replies
     [again] = await ask(path, {"id": 9, "cmd": "status"})
     assert again["ok"]
     assert agent.diag.errors >= 5

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -126,5 +127,13 @@ def handle(args: Any) -> int:
         return err.code
     except BrokenPipeError:
         return 0
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a technician gets a message, not a traceback
+        if os.environ.get("EDGE_AGENT_DEBUG"):
+            raise
+        print(ctx.style("error: ", "broken") + f"internal error in `diag {args.diag_target}`: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(ctx.style("  -> this is a bug: rerun with EDGE_AGENT_DEBUG=1 for the traceback and attach `edge-agent diag bundle` to the report", "dim"), file=sys.stderr)
+        return 2
     finally:
         ctx.close()

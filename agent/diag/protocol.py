@@ -60,6 +60,8 @@ def decode_request(line: bytes) -> tuple[Any, str, dict[str, Any]]:
     """(id, cmd, args) of a request line, or DiagError(BAD_REQUEST)."""
     try:
         msg = json.loads(line)
+    except RecursionError:
+        raise DiagError(BAD_REQUEST, "request nested too deeply", "requests are flat JSON objects") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise DiagError(BAD_REQUEST, f"request is not JSON: {exc}", 'send one JSON object per line: {"id": 1, "cmd": "status"}') from None
     if not isinstance(msg, dict):
