@@ -66,28 +66,39 @@ class DemoRig:
         serial_buses = {b.name: b for b in self.config.buses if b.type == "serial"}
         if not serial_buses:
             return
-        from hil_tests.emulators import serial_sensors
+        from hil_tests.emulators.serial_sensors import EMULATORS as emulators
 
-        for dev in self.config.devices:
+        for i, dev in enumerate(self.config.devices):
             bus = serial_buses.get(getattr(dev, "bus", "") or "")
-            if bus is None:
+            if bus is None or dev.driver not in emulators:
                 continue
-            emu = serial_sensors.emulator_for(dev.driver, link=bus.port, config=dev)
-            await _maybe_await(emu.start())
+            options: dict[str, Any] = {"seed": i + 1}
+            if dev.driver == "ultrasonic_bin":
+                # a bin about half full, filling slowly
+                options.update(unit=dev.unit, distance_mm=dev.sensor_offset + dev.bin_depth * 0.55)
+            os.makedirs(os.path.dirname(bus.port) or ".", exist_ok=True)
+            emu = emulators[dev.driver](bus.port, **options)
+            if dev.driver == "ultrasonic_bin":
+                emu.fill_rate_mm = 0.05
+            emu.noise_probability = 0.05  # a real line carries some garbage; the reader resyncs
+            emu.start()
             self.running.append(emu)
-            self.summary.append(f"serial {bus.port}: {dev.name} ({dev.driver})")
+            self.summary.append(f"serial {bus.port}: {dev.name} ({dev.driver}, with line noise)")
 
     def _prepare_cameras(self) -> None:
         for cam in self.config.cameras:
             if "://" in cam.source or cam.source.startswith("/dev/") or os.path.exists(cam.source):
                 self.summary.append(f"camera {cam.name}: {cam.source}")
                 continue
-            from hil_tests.emulators import scenes
+            from hil_tests.emulators.scenes import StreetScene
 
-            print(f"rendering a street video for camera {cam.name} into {cam.source} (once) ...", flush=True)
+            print(f"demo: rendering a 60 s street video for camera {cam.name} into {cam.source} (first run only) ...", flush=True)
             os.makedirs(os.path.dirname(cam.source) or ".", exist_ok=True)
-            scenes.render_demo_street(cam.source)
-            self.summary.append(f"camera {cam.name}: rendered street video {cam.source}")
+            scene = StreetScene.random(seed=7, duration_s=60, fps=10, size=(640, 360), per_lane_per_min=6)
+            tmp = cam.source + ".part.avi"
+            scene.write_video(tmp)
+            os.replace(tmp, cam.source)  # an interrupted render is never mistaken for a finished one
+            self.summary.append(f"camera {cam.name}: rendered street video {cam.source} (looping)")
 
     async def stop(self) -> None:
         for emu in reversed(self.running):
