@@ -202,3 +202,38 @@ def test_offline_scan_tries_each_baud_rate_and_parity_on_an_rtu_line() -> None:
             assert [f["unit"] for f in x["found"]] == [5, 7] or ("E" in x["settings"] and "refused these line settings" in x["error"]), x
     finally:
         emus.close()
+
+
+def test_garbage_on_a_sensor_line_is_named_and_sniff_reads_the_agents_recorder(tmp_path: Path, mosquitto: Any) -> None:
+    from hil_tests.emulators.serial_sensors import Sds011Emulator
+
+    emu = Sds011Emulator(interval=0.2).start()
+    sensors = f"""
+[[buses]]
+name = "ser-1"
+type = "serial"
+port = "{emu.port}"
+
+[[devices]]
+name = "dust-1"
+driver = "sds011"
+bus = "ser-1"
+report_interval = 0
+stale_after = 1.5
+"""
+    agent = AgentProcess(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=sensors, extra='[clock]\nsync_source = "assume"\n'))
+    try:
+        agent.start()
+        assert agent.wait_for(lambda: (f := _finding(agent, "dust-1")) and f["summary"].startswith("online"), 20), agent.log_text()
+        emu.noise_probability = 1.0
+        emu.corrupt_probability = 1.0  # garbage and broken frames only, as at a wrong baud rate
+        f = agent.wait_for(lambda: (f := _finding(agent, "dust-1")) and f["level"] == "broken" and f, 20)
+        # first the checksum errors, after stale_after "N broken frames and no good one"
+        assert f and ("checksum" in f["summary"] or "broken frames" in f["summary"]), f
+        assert "baud rate" in f["hint"] and "serial sniff" in f["hint"]
+        r = agent.diag("serial", "sniff", "--device", "dust-1")
+        assert "the agent holds" in r.stderr, r.stderr
+        assert "chunks the agent read" in r.stdout and "sds011 checksum" in r.stdout
+    finally:
+        agent.stop()
+        emu.stop()

@@ -47,7 +47,8 @@ def _port_and_settings(ctx: Ctx) -> tuple[str, int, str, str]:
         parity = parity or getattr(bus, "parity", None)
     if not port:
         raise CliError("say which line: --port /dev/ttyUSB0, --device NAME or --bus NAME", "")
-    return port, int(baud or 9600), parity or "N", name
+    # the serial bus says "none"/"even"/..., Modbus buses and --parity say N/E/O
+    return port, int(baud or 9600), str(parity or "N")[0].upper(), name
 
 
 def run_sniff(ctx: Ctx) -> int:
@@ -74,8 +75,8 @@ def _capture(port: str, baud: int, parity: str, seconds: float) -> bytes:
     import serial
 
     try:
-        ser = serial.Serial(port, baudrate=baud, parity={"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}[parity], timeout=0.1)
-    except (serial.SerialException, OSError) as exc:
+        ser = serial.Serial(port, baudrate=baud, parity=parity, timeout=0.1)
+    except (serial.SerialException, OSError, ValueError) as exc:
         hint = "add yourself to the dialout group (sudo usermod -aG dialout $USER) or use sudo" if "ermission" in str(exc) else "check the port path and the adapter"
         raise CliError(f"cannot open {port}: {exc}", hint) from None
     buf = bytearray()
@@ -94,13 +95,19 @@ def _from_agent(ctx: Ctx, port: str, held: list[dict[str, Any]], name: str, code
         raise CliError(msg + " but does not answer on its diag socket", "stop it (sudo systemctl stop edge-agent) to sniff the port directly")
     ctx.note(f"{msg}: not opening it a second time; showing the agent's recent raw frames instead")
     frames = ctx.call("frames").get("frames", {})
-    key = next((k for k in frames if name and k.split(":", 1)[1] == name), None) or next(iter(frames), None)
+    key = _recorder_key(ctx, frames, port, name)
     if key is None:
         raise CliError("the agent keeps no raw frames for this line", "stop the agent (sudo systemctl stop edge-agent) to sniff the port directly")
     entries = frames[key]
     if ctx.json:
         ctx.emit_json({"port": port, "held_by": held, "source": key, "frames": entries})
         return EXIT_OK
+    if all(e["dir"] in ("rx", "--") for e in entries):
+        # a streaming sensor's recorder holds the chunks read from the port, in order
+        notes = [e["data"] for e in entries if e["dir"] == "--"]
+        data = b"".join(bytes.fromhex(e["data"]) for e in entries if e["dir"] == "rx")
+        print(f"last {len(entries)} chunks the agent read from {port} ({key}){'; notes: ' + '; '.join(notes) if notes else ''}:")
+        return _report(ctx, data, codecs, f"{port} (agent's flight recorder)")
     rows = []
     for e in entries:
         data = bytes.fromhex(e["data"]) if e["dir"] in ("tx", "rx") else b""
@@ -110,6 +117,24 @@ def _from_agent(ctx: Ctx, port: str, held: list[dict[str, Any]], name: str, code
     print(f"last {len(entries)} entries of the agent's flight recorder for {key}:")
     print(table(["time", "dir", "hex", "recognised"], rows, ctx.style, max_col=80))
     return EXIT_OK
+
+
+def _recorder_key(ctx: Ctx, frames: dict[str, Any], port: str, name: str) -> str | None:
+    """The recorder of the named device or bus, else of a device on the bus with this port."""
+    if name and f"device:{name}" in frames:
+        return f"device:{name}"
+    if name and f"bus:{name}" in frames:
+        return f"bus:{name}"
+    cfg = ctx.config
+    if cfg is not None:
+        buses = {b.name for b in cfg.buses if isinstance(getattr(b, "port", None), str) and os.path.realpath(b.port) == os.path.realpath(port)}
+        for b in buses:
+            if f"bus:{b}" in frames:
+                return f"bus:{b}"
+        for d in cfg.devices:
+            if getattr(d, "bus", None) in buses and f"device:{d.name}" in frames:
+                return f"device:{d.name}"
+    return None
 
 
 def _report(ctx: Ctx, data: bytes, codecs: list[str], where: str) -> int:

@@ -92,17 +92,34 @@ def _recorder_of(obj: Any) -> Any:
     return rec if rec is not None and hasattr(rec, "snapshot") else None
 
 
+def _normalise(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One shape for both recorders: Modbus buses keep {wall, dir, data}; serial
+    readers keep {wall, hex} chunks read from the port, notes as "-- text"."""
+    out = []
+    for e in entries:
+        if "dir" in e:
+            out.append(e)
+            continue
+        raw = bytes.fromhex(e.get("hex", "").replace(" ", ""))
+        if raw.startswith(b"-- "):
+            out.append({"wall": e.get("wall"), "dir": "--", "data": raw[3:].decode(errors="replace")})
+        else:
+            out.append({"wall": e.get("wall"), "dir": "rx", "data": raw.hex()})
+    return out
+
+
 def frames_snapshot(agent: Any) -> dict[str, Any]:
     """Recent raw frames of every bus and driver that keeps a flight recorder."""
     out: dict[str, Any] = {}
-    for name, bus in agent.buses.items():
-        rec = _recorder_of(bus)
-        if rec is not None:
-            out[f"bus:{name}"] = rec.snapshot()
-    for name, drv in agent.drivers.items():
-        rec = _recorder_of(drv)
-        if rec is not None:
-            out[f"device:{name}"] = rec.snapshot()
+    for kind, items in (("bus", agent.buses), ("device", agent.drivers)):
+        for name, obj in items.items():
+            fr = getattr(obj, "flight_recorder", None)
+            if callable(fr):
+                out[f"{kind}:{name}"] = _normalise(fr())
+                continue
+            rec = _recorder_of(obj)
+            if rec is not None:
+                out[f"{kind}:{name}"] = _normalise(rec.snapshot())
     return out
 
 
