@@ -312,15 +312,18 @@ class Store:
         return len(rows), deleted
 
     def _delete(self, seqs: list[int]) -> int:
+        """Delete by sequence number; acknowledged numbers come in long runs, so delete ranges."""
         conn = self.conn
         assert conn is not None
-        deleted = 0
-        # 500 placeholders per statement keeps under SQLite's variable limit on old builds.
-        for i in range(0, len(seqs), 500):
-            chunk = seqs[i : i + 500]
-            cur = conn.execute(f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk)
-            deleted += cur.rowcount
-        return deleted
+        ranges: list[tuple[int, int]] = []
+        for seq in sorted(set(seqs)):
+            if ranges and ranges[-1][1] == seq - 1:
+                ranges[-1] = (ranges[-1][0], seq)
+            else:
+                ranges.append((seq, seq))
+        before = conn.total_changes
+        conn.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", ranges)
+        return conn.total_changes - before
 
     def _set_drop_span(self, first: int, count: int, event: int) -> None:
         self.drop_first, self.drop_count, self.drop_event = first, count, event

@@ -240,31 +240,39 @@ class Uplink:
 
     async def _drain(self, session: MqttSession) -> None:
         cfg = self.config
-        fetch_limit = min(20_000, max(cfg.batch_max_readings * 4, 100))
-        while True:
-            if len(self._inflight) >= cfg.inflight_max:
-                self._window.clear()
-                await self._window.wait()
-                continue
-            self._data.clear()
-            rows = await self.outbox.fetch(self._cursor, fetch_limit)
-            if not rows:
-                try:
-                    await asyncio.wait_for(self._data.wait(), 1.0)
-                except TimeoutError:
-                    pass
-                continue
-            self._cursor = rows[-1][0]
-            for msg in encode_batches(
-                rows, self.topics, gateway=self.gateway_id, site=self.site, max_readings=cfg.batch_max_readings, max_bytes=cfg.batch_max_bytes
-            ):
-                while len(self._inflight) >= cfg.inflight_max:
-                    self._window.clear()
-                    await self._window.wait()
-                if not session.connected:
-                    raise ConnectionError("session lost while draining")
-                mid = session.publish(msg.topic, msg.payload, qos=1)
-                self._inflight[mid] = msg.seqs
+        fetch_limit = min(20_000, max(cfg.batch_max_readings * 8, 100))
+        ahead: asyncio.Future[list[Any]] | None = None
+        try:
+            while True:
+                if ahead is None:
+                    self._data.clear()
+                    rows = await self.outbox.fetch(self._cursor, fetch_limit)
+                else:
+                    rows, ahead = await ahead, None
+                if not rows:
+                    try:
+                        await asyncio.wait_for(self._data.wait(), 1.0)
+                    except TimeoutError:
+                        pass
+                    continue
+                self._cursor = rows[-1][0]
+                if len(rows) == fetch_limit:
+                    # a backlog: read the next rows on the outbox thread while these are encoded and sent
+                    self._data.clear()
+                    ahead = asyncio.ensure_future(self.outbox.fetch(self._cursor, fetch_limit))
+                for msg in encode_batches(
+                    rows, self.topics, gateway=self.gateway_id, site=self.site, max_readings=cfg.batch_max_readings, max_bytes=cfg.batch_max_bytes
+                ):
+                    while len(self._inflight) >= cfg.inflight_max:
+                        self._window.clear()
+                        await self._window.wait()
+                    if not session.connected:
+                        raise ConnectionError("session lost while draining")
+                    mid = session.publish(msg.topic, msg.payload, qos=1)
+                    self._inflight[mid] = msg.seqs
+        finally:
+            if ahead is not None:
+                ahead.cancel()
 
     def _on_publish(self, mid: int, ok: bool, reason: str) -> None:
         seqs = self._inflight.pop(mid, None)
