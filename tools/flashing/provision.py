@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,7 +27,7 @@ from .source import ImageSource
 from .sshkeys import load_keys
 from .target import check_target
 from .wheels import REPO_ROOT, TargetPython, build_agent_wheel, check_wheelhouse
-from .writer import write_and_verify
+from .writer import WriteResult, verify_image, write_image
 
 DEFAULT_UNIT = REPO_ROOT / "config" / "systemd" / "edge-agent.service"
 WIFI_PSK_ENV = "EDGE_WIFI_PSK"
@@ -57,6 +58,7 @@ class Context:
         self._agent_wheel: Path | None = None
         self._scratch = Path(opts.scratch_dir or os.environ.get("TMPDIR", "/tmp"))
         self.written_serials: dict[str, str] = {}  # card serial -> gateway, within this run
+        self._image_hashes: dict[tuple[str, int, int, int], str] = {}
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -95,6 +97,14 @@ class Context:
             self._wheels[python] = check_wheelhouse(self._agent_wheel, wheelhouse, TargetPython(python, self.opts.arch),
                                                     set(self.opts.extras or ()))
         return self._wheels[python]
+
+    def image_sha256(self, source: ImageSource) -> str:
+        """SHA-256 of the base image file, hashed once per file and run (batches reuse it)."""
+        st = source.path.stat()
+        key = (str(source.path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+        if key not in self._image_hashes:
+            self._image_hashes[key] = source.file_sha256()
+        return self._image_hashes[key]
 
     def unit_text(self) -> bytes:
         unit = Path(self.opts.unit or DEFAULT_UNIT)
@@ -192,13 +202,20 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
             "mechanism": release.mechanism, "release": release.name,
             "flashed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        try:
-            result = write_and_verify(opened.chunks(opts.block_size), source.size, target, opts.block_size, ctx.progress)
-        except FlashError as exc:
-            ctx.inventory.append({**row, "status": "failed", "error": exc.message})
-            raise
-        row.update(status="verified", written_sha256=result.sha256,
-                   image_sha256=opened.stream.file_sha256() or source.file_sha256())
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                sha, write_seconds = write_image(opened.chunks(opts.block_size), source.size, target, ctx.progress)
+                image_sha = opened.stream.file_sha256()
+                # reading the card back is I/O-bound: hash the base image file alongside it
+                pending = None if image_sha else pool.submit(ctx.image_sha256, source)
+                verify_seconds = verify_image(target, source.size, sha, opts.block_size, ctx.progress)
+                image_sha = image_sha or pending.result()  # type: ignore[union-attr]
+            except FlashError as exc:
+                ctx.inventory.append({**row, "status": "failed", "error": exc.message})
+                raise
+        result = WriteResult(sha, source.size, write_seconds, verify_seconds)
+        row.update(status="verified", written_sha256=result.sha256, write_seconds=result.write_seconds,
+                   verify_seconds=result.verify_seconds, image_sha256=image_sha)
     if opts.csr_dir and not identity.cert_pem:
         csr_dir = Path(opts.csr_dir)
         csr_dir.mkdir(parents=True, exist_ok=True)

@@ -117,9 +117,12 @@ class ImageStream:
                 self._zip = zipfile.ZipFile(self._raw)
                 self._reader: BinaryIO = self._zip.open(source.member)
             else:
-                self._hasher = HashingReader(self._raw)
-                self._reader = (lzma.LZMAFile(self._hasher) if source.kind == "xz"
-                                else self._hasher)  # type: ignore[assignment]
+                if source.kind == "xz":
+                    # the compressed file is small next to the image: hash it on the way through
+                    self._hasher = HashingReader(self._raw)
+                    self._reader = lzma.LZMAFile(self._hasher)  # type: ignore[assignment]
+                else:
+                    self._reader = self._raw
         except (zipfile.BadZipFile, lzma.LZMAError, OSError) as exc:
             self._raw.close()
             raise FlashError(f"cannot open {source.path}: {exc}", REDOWNLOAD) from exc
@@ -146,7 +149,7 @@ class ImageStream:
         return b"".join(parts)
 
     def file_sha256(self) -> str | None:
-        """SHA-256 of the file as given, once it was read to the end (None for .zip)."""
+        """SHA-256 of the .xz file as given, once it was read to the end (None for .img and .zip)."""
         if self._hasher is None:
             return None
         while self._hasher.read(1 << 20):  # the decompressor may stop before trailing bytes

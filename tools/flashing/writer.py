@@ -52,7 +52,7 @@ def _take(handoff: queue.Queue[object], thread: threading.Thread) -> object:
 def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib._Hash, stop: threading.Event) -> None:
     try:
         for chunk in chunks:
-            digest.update(chunk)
+            digest.update(chunk)  # overlaps with the write of the previous chunk
             while not stop.is_set():
                 try:
                     out.put(chunk, timeout=0.5)
