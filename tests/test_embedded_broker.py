@@ -270,6 +270,16 @@ def test_keepalive_timeout_closes_a_silent_client_and_sends_its_will(
     raw.close()
 
 
+def test_a_connection_that_never_sends_connect_is_closed() -> None:
+    bt = BrokerThread(connect_timeout=0.5)
+    try:
+        raw = socket.create_connection(("127.0.0.1", bt.port), timeout=WAIT)
+        assert raw.recv(16) == b""  # closed by the broker, not by our timeout
+        raw.close()
+    finally:
+        bt.close()
+
+
 def connect_packet(client_id: bytes, keepalive: int = 30,
                    will: tuple | None = None) -> bytes:
     flags = 0x02

@@ -60,6 +60,14 @@ class Connection:
         self.v5 = False
         self.session: Session | None = None
         self.will: p.Will | None = None
+        # Idle watchdog (connect timeout, then 1.5 x keep-alive). One timer per
+        # connection, re-armed lazily, instead of a timeout around every read:
+        # that cost more than parsing the packet.
+        self._loop = asyncio.get_running_loop()
+        self._idle_limit = 0.0
+        self._last_seen = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed_out = False
 
     @property
     def name(self) -> str:
@@ -70,14 +78,13 @@ class Connection:
         try:
             abnormal = await self._serve()
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            log.info("client %s closed its connection without DISCONNECT", self.name)
-        except TimeoutError:
-            if self.session is None:
+            if self._timed_out and self.session is None:
                 log.info("%s sent no CONNECT within %.0f s; closed", self.name,
                          self.settings.connect_timeout)
-            else:
+            elif self._timed_out:
                 log.info("client %s exceeded its keep-alive; closed", self.name)
-                self._send_disconnect(KEEP_ALIVE_TIMEOUT)
+            else:
+                log.info("client %s closed its connection without DISCONNECT", self.name)
         except MalformedPacket as exc:
             log.warning("client %s sent a bad packet (%s); closed", self.name, exc)
             if self.session is not None:
@@ -99,7 +106,29 @@ class Connection:
             with contextlib.suppress(Exception):
                 self.writer.write(p.encode_disconnect(reason))
 
+    def _arm_watchdog(self, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._idle_limit = seconds
+        self._last_seen = self._loop.time()
+        if seconds:
+            self._timer = self._loop.call_at(self._last_seen + seconds, self._check_idle)
+
+    def _check_idle(self) -> None:
+        deadline = self._last_seen + self._idle_limit
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check_idle)
+            return
+        # Closing our end wakes the pending read with EOF; run() reports why.
+        self._timer = None
+        self._timed_out = True
+        self._send_disconnect(KEEP_ALIVE_TIMEOUT)
+        self.writer.close()
+
     async def _cleanup(self, abnormal: bool) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         session = self.session
         if session is not None:
             self.router.unregister(session)
@@ -120,15 +149,16 @@ class Connection:
 
     # -- handshake ------------------------------------------------------------
 
-    async def _read(self, timeout: float | None) -> tuple[int, int, bytes]:
-        async with asyncio.timeout(timeout):
-            ptype, flags, body = await p.read_packet(self.reader, self.settings.max_packet_size)
+    async def _read(self) -> tuple[int, int, bytes]:
+        ptype, flags, body = await p.read_packet(self.reader, self.settings.max_packet_size)
+        self._last_seen = self._loop.time()
         p.check_flags(ptype, flags)
         return ptype, flags, body
 
     async def _serve(self) -> bool:
         """Returns whether the will must be published (False after a normal DISCONNECT)."""
-        ptype, _, body = await self._read(self.settings.connect_timeout)
+        self._arm_watchdog(self.settings.connect_timeout)
+        ptype, _, body = await self._read()
         if ptype != p.CONNECT:
             raise ProtocolError(f"first packet is type {ptype}, not CONNECT")
         try:
@@ -140,9 +170,9 @@ class Connection:
             return False
         if not await self._accept(pkt):
             return False
+        self._arm_watchdog(pkt.keepalive * 1.5)
         while True:
-            keepalive = self.session.keepalive if self.session else 0
-            ptype, flags, body = await self._read(keepalive * 1.5 if keepalive else None)
+            ptype, flags, body = await self._read()
             if ptype == p.DISCONNECT:
                 reason = p.parse_disconnect(body, self.v5)
                 log.info("client %s disconnected", self.name)
@@ -176,7 +206,6 @@ class Connection:
             high_water=self.settings.high_water,
             max_packet_size=props.get("maximum_packet_size") if props is not None else None,
         )
-        session.keepalive = pkt.keepalive
         self.will = pkt.will
         previous = self.router.register(session)
         if previous is not None:

@@ -55,7 +55,6 @@ class Session:
                  max_packet_size: int | None) -> None:
         self.client_id = client_id
         self.v5 = v5
-        self.keepalive = 0
         self.writer = writer
         self.max_inflight = max_inflight
         self.max_queued = max_queued
