@@ -100,7 +100,8 @@ def test_trixie_card_carries_cloud_init_agent_config_and_credentials(trixie: Kit
 
 def test_bookworm_card_uses_firstrun_and_cmdline(bookworm: Kit, tmp_path: Path) -> None:
     out = tmp_path / "card.img"
-    argv = bookworm.args(out, "--eth-address", "10.20.0.21/24", "--eth-gateway", "10.20.0.1", "--dns", "10.20.0.2")
+    argv = bookworm.args(out, "--eth-address", "10.20.0.21/24", "--eth-gateway", "10.20.0.1", "--dns", "10.20.0.2",
+                         "--hostname", "cabinet-0412")
     assert main(argv) == 0
     assert partition2(out) == partition2(bookworm.image)
     cmdline = mtype(out, "cmdline.txt").decode()
@@ -110,7 +111,8 @@ def test_bookworm_card_uses_firstrun_and_cmdline(bookworm: Kit, tmp_path: Path) 
     assert "setup.sh\" system && bash" in firstrun and "sed -i 's| systemd.run.*||g'" in firstrun
     eth = mtype(out, "edge-agent/network/edge-eth0.nmconnection").decode()
     assert "address1=10.20.0.21/24,10.20.0.1" in eth and "dns=10.20.0.2;" in eth
-    assert b"MECHANISM=firstrun" in mtype(out, "edge-agent/settings.env")
+    settings = mtype(out, "edge-agent/settings.env")
+    assert b"MECHANISM=firstrun" in settings and b"HOST_NAME=cabinet-0412" in settings and b"GATEWAY_ID=gw-test-01" in settings
     listing = run("mdir", "-b", "-i", f"{out}@@{BOOT_START * 512}", "::").stdout
     assert "user-data" not in listing  # no cloud-init on Bookworm
 

@@ -2,7 +2,7 @@
 
 CSV columns: `config` (required; relative paths are relative to the CSV),
 optional `gateway_id` (checked against the config), `target` (per-row
-target, overrides --target), and network overrides `wifi_ssid`,
+target, overrides --target), `hostname`, and network overrides `wifi_ssid`,
 `wifi_country`, `eth_address`, `eth_gateway`, `dns` (space separated).
 A --target containing {gateway_id} makes one image file per gateway; a fixed
 target (a card reader) prompts to swap cards between gateways.
@@ -19,7 +19,7 @@ from .errors import FlashError
 from .gatewayconf import load_gateway_config
 from .provision import Context, Job, flash_one
 
-NETWORK_COLUMNS = ("wifi_ssid", "wifi_country", "eth_address", "eth_gateway", "dns")
+NETWORK_COLUMNS = ("hostname", "wifi_ssid", "wifi_country", "eth_address", "eth_gateway", "dns")
 KNOWN_COLUMNS = {"config", "gateway_id", "target", *NETWORK_COLUMNS}
 
 

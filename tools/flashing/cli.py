@@ -43,6 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     i.add_argument("--inventory", default="inventory", help="directory for inventory.csv and inventory.json")
     s = p.add_argument_group("system")
     s.add_argument("--ssh-key", action="append", help="SSH public key file for the admin user (repeatable, required)")
+    s.add_argument("--hostname", help="host name (default: the gateway id, with _ as -)")
     s.add_argument("--admin-user", default="edgeadmin", help="admin login (keys only, no password); default edgeadmin")
     s.add_argument("--timezone", help="tz database name, e.g. Europe/Berlin")
     s.add_argument("--ntp", action="append", help="time server (repeatable)")

@@ -28,6 +28,7 @@ PAYLOAD_DIR = "edge-agent"
 BOOT_MOUNT = "/boot/firmware"
 TOOL_VERSION = "1"
 ADMIN_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 RESERVED_USERS = {"root", "edge-agent", "daemon", "bin", "sys", "nobody"}
 
 
@@ -41,7 +42,7 @@ class Settings:
 
     def __init__(self, config: GatewayConfig, ssh_keys: list[str], admin_user: str = "edgeadmin",
                  timezone: str = "", ntp_servers: list[str] | None = None,
-                 network: NetworkSettings | None = None, unit_text: bytes = b"") -> None:
+                 network: NetworkSettings | None = None, unit_text: bytes = b"", hostname: str = "") -> None:
         if not ADMIN_NAME.match(admin_user) or admin_user in RESERVED_USERS:
             raise FlashError(f"admin user name {admin_user!r} is not allowed",
                              "use lower-case letters, digits, - and _ (and not root or edge-agent)")
@@ -55,7 +56,10 @@ class Settings:
                              "pass --unit config/systemd/edge-agent.service")
         self.config = config
         self.gateway_id = config.gateway_id
-        self.hostname = hostname_for(config.gateway_id)
+        self.hostname = hostname or hostname_for(config.gateway_id)
+        if not HOST_NAME.match(self.hostname):
+            raise FlashError(f"host name {self.hostname!r} is not valid",
+                             "use letters, digits and inner hyphens, at most 63 characters (default: the gateway id)")
         self.ssh_keys = ssh_keys
         self.admin_user = admin_user
         self.timezone = timezone

@@ -160,7 +160,8 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
     for warning in config.warnings:
         ctx.say(f"warning: {warning}")
     settings = Settings(config, load_keys(opts.ssh_key or []), opts.admin_user, opts.timezone or "",
-                        opts.ntp or [], network_for(opts, job.network), ctx.unit_text())
+                        opts.ntp or [], network_for(opts, job.network), ctx.unit_text(),
+                        job.network.get("hostname") or opts.hostname or "")
     ca = ctx.ca()
     hub_ca = ctx.hub_ca_pem()
     ctx.inventory.check_new(config.gateway_id, replace=opts.replace)
