@@ -67,7 +67,8 @@ class AgentProcess:
         self.socket = self.workdir / "data" / "diag.sock"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> AgentProcess:
+    def start(self, timeout: float = 20.0, *, socket: bool = True) -> AgentProcess:
+        """Start the agent; wait for its diag socket (or, with socket=False, its "running" log line)."""
         self._log_fh = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "agent.cli.main", "run", "--config", str(self.config)], cwd=REPO, env=env(), stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True
@@ -76,7 +77,7 @@ class AgentProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"agent exited with {self.proc.returncode}:\n{self.log_text()}")
-            if self.socket.exists():
+            if self.socket.exists() if socket else " running: gateway " in self.log_text():
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"agent did not open {self.socket} within {timeout} s:\n{self.log_text()}")

@@ -237,3 +237,25 @@ stale_after = 1.5
     finally:
         agent.stop()
         emu.stop()
+
+
+def test_an_agent_without_diag_socket_still_keeps_diag_off_its_rs485_port(tmp_path: Path, mosquitto: Any) -> None:
+    emus = Emulators()
+    try:
+        line = emus.start(PtyRtuEmulator([profile_device("xy_md02", 5)]))
+        bus = f'[[buses]]\nname = "rtu-1"\ntype = "modbus_rtu"\nport = "{line.path}"\n'
+        extra = '[diagnostics]\nenabled = false\n'
+        agent = AgentProcess(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=bus + RTU_DEVICES, extra=extra))
+        agent.start(socket=False)
+        try:
+            # wait until the agent has opened the port
+            from agent.diag.ports import split_holders
+
+            assert agent.wait_for(lambda: split_holders(line.path)[0], 15), agent.log_text()
+            r = agent.diag("modbus", "read", "--bus", "rtu-1", "--unit", "5", "--address", "1", "--table", "input")
+            assert r.returncode == 2
+            assert "the agent holds" in r.stderr and "does not answer on its diag socket" in r.stderr and "systemctl stop edge-agent" in r.stderr
+        finally:
+            agent.stop()
+    finally:
+        emus.close()

@@ -71,6 +71,12 @@ def _use_agent(ctx: Ctx) -> bool:
     a = ctx.args
     client = ctx.agent()
     if client is None:
+        port = a.port or (getattr(_bus_config(ctx, a.bus), "port", None) if a.bus and not a.host else None)
+        if isinstance(port, str) and port:
+            held, _others = split_holders(port)
+            if held:
+                # an agent without a diag socket (disabled, or hung) still owns the line
+                raise CliError(describe_holders(port, held) + " but does not answer on its diag socket", "stop it (sudo systemctl stop edge-agent) and retry; two masters on one RS-485 line garble each other")
         where = a.bus or a.port or a.host
         ctx.note(f"{ctx.offline_reason}: opening {where} directly")
         return False
