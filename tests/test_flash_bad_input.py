@@ -212,3 +212,14 @@ def test_internal_disk_allowed_with_force_but_never_the_system_disk(tmp_path: Pa
     assert inspect_block_device("sda", str(sysfs), str(mounts(tmp_path)), force=True).path == "/dev/sda"
     with pytest.raises(FlashError, match="system"):
         inspect_block_device("sda", str(sysfs), str(mounts(tmp_path, "/dev/sda1 / ext4 rw 0 0\n")), force=True)
+
+
+def test_customised_image_or_the_image_itself_as_target_are_refused(kit: Kit, tmp_path: Path, capsys) -> None:
+    first = tmp_path / "first.img"
+    assert flash(kit, tmp_path, capsys, target=first)[0] == 0
+    first_bytes = first.read_bytes()
+    code, text, out = flash(kit, tmp_path / "x", capsys, "--replace", image=first, target=tmp_path / "second.img")
+    assert code == 2 and "already customised" in text and "each card gets its own identity" in text
+    code, text, _ = flash(kit, tmp_path, capsys, "--replace", image=first, target=first)
+    assert code == 2 and "is the base image itself" in text
+    assert first.read_bytes() == first_bytes

@@ -167,6 +167,9 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
     ctx.inventory.check_new(config.gateway_id, replace=opts.replace)
     source = ImageSource.open_path(opts.image)
     target = check_target(job.target, source.size, opts.force, opts.sysfs, opts.mounts) if job.target else None
+    if target is not None and target.kind == "file" and os.path.exists(target.path) \
+            and os.path.samefile(target.path, source.path):
+        raise FlashError(f"the target {target.path} is the base image itself", "write to another file or a card")
     if target is not None and target.serial and target.serial in ctx.written_serials:
         raise FlashError(f"the card in {target.path} (serial {target.serial}) was just written for "
                          f"{ctx.written_serials[target.serial]}", "insert a fresh card for this gateway")
