@@ -67,10 +67,17 @@ def test_broken_cases_exit_2() -> None:
         (status(system={"disk_total": 32e9, "disk_free": 1e8}), "disk"),
         (status(cameras={"worker": {"alive": False, "restarts": 5, "last_error": "model missing"}}), "vision worker"),
         (status(cameras={"worker": {"alive": True}, "cam-1": {"fps": 0, "error": "cannot open rtsp://cam"}}), "cam-1"),
+        (status(cameras={"worker": {"alive": True}, "cam-2": {"fps": 0, "error": "model 'vehicle_tiny' failed to load"}}), "cam-2"),
     ):
         f = evaluate(st, NOW)
         assert exit_code(f) == 2 and f[0]["subject"] == subject, f[0]
         assert f[0]["hint"], "every problem says what to do"
+
+
+def test_camera_hints_tell_a_missing_model_from_a_dead_camera() -> None:
+    dead = evaluate(status(cameras={"c": {"fps": 0, "error": "cannot open rtsp://10.0.0.5/stream"}}), NOW)[0]
+    model = evaluate(status(cameras={"c": {"fps": 0, "error": "model 'x' failed to load: manifest.toml is missing"}}), NOW)[0]
+    assert "power, cable or stream URL" in dead["hint"] and "model.onnx" in model["hint"]
 
 
 def test_device_waiting_for_first_poll_is_not_an_alarm() -> None:

@@ -156,7 +156,7 @@ def _device(name: str, dev: dict[str, Any], now: float) -> dict[str, str]:
         return _f(DEGRADED, "device", name, f"{m}: {r.get('status')} {r.get('detail', '') or ''}".rstrip() + more, hint_for(f"{r.get('status')} {r.get('detail', '')}"))
     if err and dev.get("last_error_at") and dev.get("last_ok") and dev["last_error_at"] > now - 600:
         total = sum(counts.values())
-        return _f(DEGRADED, "device", name, f"online, but {total} errors; last {_ago(dev['last_error_at'], now)}: {err}", hint_for(err))
+        return _f(DEGRADED, "device", name, f"online, but {total} error{'' if total == 1 else 's'} lately; last {_ago(dev['last_error_at'], now)}: {err}", hint_for(err))
     return _f(OK, "device", name, f"online, last reading {_ago(dev.get('last_ok'), now)}")
 
 
@@ -171,6 +171,8 @@ def _camera(name: str, cam: dict[str, Any]) -> dict[str, str]:
         return _f(OK, "camera", name, "video file finished")
     summary = f"{fps if fps is not None else '?'} fps, {cam.get('frames_analysed', 0)} frames analysed, detect {inference_ms(cam) or '-'} ms, model {cam.get('model') or '-'}"
     if err and not fps:
+        if "model" in err.lower():
+            return _f(BROKEN, "camera", name, f"not analysing: {err}", "the model files are missing or broken: check edge_models/<model>/ (model.onnx and manifest.toml) and [vision] models_dir; see docs/vision-models.md")
         return _f(BROKEN, "camera", name, f"no frames: {err}", "check the camera's power, cable or stream URL; `edge-agent diag camera snapshot` shows what the agent sees")
     if err:
         return _f(DEGRADED, "camera", name, f"{summary}; {err}", "see the camera's last error")
