@@ -15,6 +15,7 @@ Usage (fixtures live in hil_tests/conftest.py):
         pair = test_ca.client_cert("gw-1")        # or b.client_cert / b.client_key (CN "gateway-test")
         client.tls_set(ca_certs=b.ca_file, certfile=pair.cert, keyfile=pair.key)
         b2 = mosquitto_factory(passwords={"hub": "s3cret"})   # allow_anonymous is then off
+        b3 = mosquitto_factory(persistence_dir=tmp_path / "db")  # survives restart()
 
 `MosquittoBroker` can be used without pytest too (the demo and bench scripts):
 `with MosquittoBroker(tmpdir) as b: ...`. Each broker runs in its own process
@@ -141,6 +142,7 @@ class MosquittoBroker:
         passwords: Mapping[str, str] | None = None,
         acl: str | None = None,
         allow_anonymous: bool | None = None,
+        persistence_dir: Path | None = None,
         extra_config: str = "",
     ) -> None:
         self.executable = find_mosquitto()
@@ -158,6 +160,9 @@ class MosquittoBroker:
         if allow_anonymous is None:
             allow_anonymous = not self.passwords and not use_identity_as_username
         self.allow_anonymous = allow_anonymous
+        # Persistence is off unless asked for, either here or by a
+        # "persistence ..." line in extra_config (then ours is left out).
+        self.persistence_dir = Path(persistence_dir) if persistence_dir else None
         self.extra_config = extra_config
         self.config_file = self.workdir / "mosquitto.conf"
         self.log_file = self.workdir / "mosquitto.log"
@@ -213,9 +218,13 @@ class MosquittoBroker:
     # -- config -------------------------------------------------------------
 
     def _config_text(self) -> str:
-        lines = [
-            "per_listener_settings false",
-            "persistence false",
+        lines = ["per_listener_settings false"]
+        if self.persistence_dir is not None:
+            self.persistence_dir.mkdir(parents=True, exist_ok=True)
+            lines += ["persistence true", f"persistence_location {self.persistence_dir}/"]
+        elif not any(line.split()[:1] == ["persistence"] for line in self.extra_config.splitlines()):
+            lines.append("persistence false")
+        lines += [
             f"log_dest file {self.log_file}",
             "log_type all",
             "log_timestamp true",

@@ -169,3 +169,26 @@ def test_password_file_and_acl_are_enforced(mosquitto_factory) -> None:
     finally:
         good.disconnect()
         good.loop_stop()
+
+
+def test_persistence_keeps_retained_messages_across_a_restart(mosquitto_factory, tmp_path: Path) -> None:
+    broker = mosquitto_factory(persistence_dir=tmp_path / "db")
+    pub = _client("keeper")
+    try:
+        _connect(pub, broker)
+        pub.publish("state/gw-1", b"online", qos=1, retain=True).wait_for_publish(timeout=WAIT)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    broker.restart()  # SIGTERM: Mosquitto writes its database on the way out
+    got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    sub = _client("reader")
+    sub.on_message = lambda c, u, m: got.put(m)
+    try:
+        _connect(sub, broker)
+        sub.subscribe("state/#", qos=1)
+        msg = got.get(timeout=WAIT)
+        assert (msg.topic, msg.payload, msg.retain) == ("state/gw-1", b"online", True)
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
