@@ -67,7 +67,7 @@ def test_fill_levels_and_overflow_from_recorded_references(tmp_path) -> None:
                     if vs.worker_ready and vs.status()["depot"].get("frames_analysed", 0) >= 3:
                         break
                     await asyncio.sleep(STEP)
-                assert "diag camera reference depot bin1 empty" in vs.status()["depot"]["bin_errors"]["bin1"]
+                assert "diag camera reference depot bin1 empty" in vs.status()["depot"]["reference_errors"]["bin1"]
                 for b in specs:
                     path = await vs.record_reference("depot", b.name, "empty")
                     assert os.path.exists(path)
@@ -80,7 +80,7 @@ def test_fill_levels_and_overflow_from_recorded_references(tmp_path) -> None:
                 camera.set_frames(levels_clip)
                 await analysed_more(40)
                 vs.flush()
-                assert vs.status()["depot"]["bin_errors"] == {}
+                assert vs.status()["depot"]["reference_errors"] == {}
             finally:
                 await vs.close()
                 task.cancel()

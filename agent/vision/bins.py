@@ -87,10 +87,14 @@ def reference_paths(cfg: BinConfig, camera: str, data_dir: str) -> tuple[str, st
 def save_reference(frame: np.ndarray, cfg: BinConfig, camera: str, data_dir: str, which: str) -> str:
     if which not in ("empty", "full"):
         raise ValueError(f"reference must be 'empty' or 'full', not {which!r}")
-    path = reference_paths(cfg, camera, data_dir)[0 if which == "empty" else 1]
+    return save_region(frame, cfg.region, reference_paths(cfg, camera, data_dir)[0 if which == "empty" else 1])
+
+
+def save_region(frame: np.ndarray, region: tuple[float, float, float, float], path: str) -> str:
+    """Write the region of the frame as PNG, atomically (a reference is never half written)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp.png"
-    if not cv2.imwrite(tmp, crop(frame, cfg.region)):
+    if not cv2.imwrite(tmp, crop(frame, region)):
         raise OSError(f"could not write {tmp}; check that {os.path.dirname(path)} is writable")
     os.replace(tmp, path)
     return path

@@ -66,11 +66,24 @@ class ZoneConfig(StrictModel):
     debounce: float = Field(
         2.0, ge=0, description="Seconds a changed state must persist before it is reported (a passing car does not occupy a bay)."
     )
+    occupancy: Literal["tracks", "reference"] = Field(
+        "tracks",
+        description="Bays: `tracks` = a tracked object's centre is in the bay (detector mode); `reference` = the bay looks different "
+        "from its empty reference image (no model needed; record it with `diag camera reference <camera> <bay> empty`).",
+    )
+    change_share: float = Field(0.3, gt=0, lt=1, description="`reference` bays: share of the bay that must differ from the empty reference to be occupied.")
+    empty_reference: str = Field("", description="`reference` bays: PNG of the empty bay; default <data_dir>/vision/<camera>/<bay>_empty.png.")
 
     @field_validator("polygon")
     @classmethod
     def _points(cls, v: list[Point]) -> list[Point]:
         return [_check_point(p) for p in v]
+
+    @model_validator(mode="after")
+    def _reference_only_for_bays(self) -> ZoneConfig:
+        if self.occupancy == "reference" and self.kind != "bay":
+            raise ValueError(f"zone {self.name!r}: occupancy = \"reference\" is for parking bays (kind = \"bay\"); zones count tracked objects")
+        return self
 
 
 class BinConfig(StrictModel):

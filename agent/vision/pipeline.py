@@ -8,14 +8,17 @@ tracker, so lines and zones behave the same in both modes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-from agent.vision.bins import BinMonitor
+from agent.vision.bays import BayReference, bay_box, reference_path
+from agent.vision.bins import BinMonitor, crop
 from agent.vision.config import CameraConfig, VisionConfig
 from agent.vision.lines import CountingLine
 from agent.vision.motion import MotionDetector
@@ -73,14 +76,19 @@ class CameraPipeline:
             motion = MotionDetector(cam.motion_label, cam.motion_min_area)
             detect = motion.detect
             self.info.setdefault("model", "motion")
-        # a camera that only watches bins needs no detector at all
-        self.needs_detections = bool(cam.lines or cam.zones)
+        # a camera that only watches bins or reference bays needs no detector at all
+        self.needs_detections = bool(cam.lines or any(z.occupancy == "tracks" for z in cam.zones))
         self.detect = detect
         self.classes = set(cam.classes)
         self.tracker = Tracker(cam.tracker)
         self.lines: list[CountingLine] = []
         self.zones: list[Zone] = []
         self.bins = [BinMonitor(b, cam.name, data_dir) for b in cam.bins]
+        self.bays: dict[str, BayReference | None] = {}
+        self.bay_errors: dict[str, str] = {}
+        for z in cam.zones:
+            if z.occupancy == "reference":
+                self.reload_bay(z.name)
         self._size: tuple[int, int] | None = None
         self.frames = 0
         self.stage_ms = {name: Ema() for name in ("detect", "track", "count", "bins")}
@@ -120,13 +128,17 @@ class CameraPipeline:
                     events["crossings"].append((c.line, c.label, c.direction, c.track_id))
                 line.forget(self.tracker.removed)
             for z in self.zones:
-                if z.update(self.tracks, t):
+                if z.cfg.occupancy == "tracks" and z.update(self.tracks, t):
                     events["zones"][z.name] = z.state.value
             t3 = time.perf_counter()
             self.last_boxes, self.last_labels = boxes, labels
             self.stage_ms["detect"].add((t1 - t0) * 1000)
             self.stage_ms["track"].add((t2 - t1) * 1000)
             self.stage_ms["count"].add((t3 - t2) * 1000)
+        for z in self.zones:
+            ref = self.bays.get(z.name)
+            if ref is not None and z.update_raw(ref.occupied(crop(image, bay_box(z.cfg))), t):
+                events["zones"][z.name] = z.state.value
         if self.bins:
             t0 = time.perf_counter()
             for b in self.bins:
@@ -139,10 +151,24 @@ class CameraPipeline:
     def zone_states(self) -> dict[str, int | None]:
         return {z.name: z.state.value for z in self.zones}
 
-    def bin_errors(self) -> dict[str, str]:
-        return {b.name: b.error for b in self.bins if b.error}
+    def reference_errors(self) -> dict[str, str]:
+        """Bins and reference bays that cannot be estimated yet, with what to do."""
+        return {**{b.name: b.error for b in self.bins if b.error}, **self.bay_errors}
 
-    def reload_bin(self, name: str) -> None:
+    def reload_reference(self, name: str) -> None:
         for b in self.bins:
             if b.name == name:
                 b.reload()
+        if name in self.bays:
+            self.reload_bay(name)
+
+    def reload_bay(self, name: str) -> None:
+        z = next(z for z in self.cam.zones if z.name == name)
+        path = reference_path(z, self.cam.name, self.data_dir)
+        img = cv2.imread(path) if os.path.exists(path) else None
+        if img is None:
+            self.bays[name] = None
+            self.bay_errors[name] = f"no reference image {path}: record it while the bay is free with `edge-agent diag camera reference {self.cam.name} {name} empty`"
+        else:
+            self.bays[name] = BayReference(z, img)
+            self.bay_errors.pop(name, None)

@@ -104,7 +104,7 @@ class _Camera:
             "slots_missed": self.missed,
             "stage_ms": {k: (round(v.value, 2) if v.value is not None else None) for k, v in p.stage_ms.items()} if p else {},
             "tracks": sum(1 for t in p.tracks if t.confirmed) if p else 0,
-            "bin_errors": p.bin_errors() if p else {},
+            "reference_errors": p.reference_errors() if p else {},
             "error": self.error or self.source.last_error,
         }
 
@@ -209,7 +209,6 @@ def _loop(cams: list[_Camera], out: _Out, commands: Any, heartbeat: Any, parent:
 def _commands(cams: list[_Camera], out: _Out, commands: Any, data_dir: str, log: logging.Logger) -> bool:
     """Serve pending requests; False when asked to stop."""
     from agent.vision import snapshot
-    from agent.vision.bins import save_reference
 
     while True:
         try:
@@ -227,16 +226,32 @@ def _commands(cams: list[_Camera], out: _Out, commands: Any, data_dir: str, log:
             if cmd[0] == "snapshot":
                 payload: Any = snapshot.render(c.pipe, blur_people=bool(cmd[3]))
             elif cmd[0] == "reference":
-                bins = {b.name: b for b in c.cam.bins}
-                if cmd[3] not in bins:
-                    raise LookupError(f"camera {cmd[2]!r} has no bin {cmd[3]!r}; configured: {', '.join(bins) or 'none'}")
-                if c.pipe.last_image is None:
-                    raise LookupError(f"camera {cmd[2]!r} has not delivered a frame yet")
-                payload = save_reference(c.pipe.last_image, bins[cmd[3]], c.cam.name, data_dir, cmd[4])
-                c.pipe.reload_bin(cmd[3])
-                log.info("camera %s: %s reference of bin %s saved to %s", c.cam.name, cmd[4], cmd[3], payload)
+                payload = _record_reference(c, cmd[3], cmd[4], data_dir)
+                c.pipe.reload_reference(cmd[3])
+                log.info("camera %s: %s reference of %s saved to %s", c.cam.name, cmd[4], cmd[3], payload)
             else:
                 raise ValueError(f"unknown request {cmd[0]!r}")
             out.send(("reply", req, True, payload))
         except Exception as exc:  # noqa: BLE001 - the requester gets the error, the worker goes on
             out.send(("reply", req, False, str(exc)))
+
+
+def _record_reference(c: _Camera, name: str, which: str, data_dir: str) -> str:
+    """Save the region of a bin (empty or full) or a reference bay (empty)
+    from the last analysed frame."""
+    from agent.vision.bays import bay_box, reference_path
+    from agent.vision.bins import save_reference, save_region
+
+    image = c.pipe.last_image
+    if image is None:
+        raise LookupError(f"camera {c.cam.name!r} has not delivered a frame yet; check its status")
+    bins = {b.name: b for b in c.cam.bins}
+    if name in bins:
+        return save_reference(image, bins[name], c.cam.name, data_dir, which)
+    bays = {z.name: z for z in c.cam.zones if z.occupancy == "reference"}
+    if name in bays:
+        if which != "empty":
+            raise ValueError(f"bay {name!r} needs only an empty reference; record it while the bay is free")
+        return save_region(image, bay_box(bays[name]), reference_path(bays[name], c.cam.name, data_dir))
+    known = list(bins) + list(bays)
+    raise LookupError(f"camera {c.cam.name!r} has no bin or reference bay {name!r}; configured: {', '.join(known) or 'none'}")

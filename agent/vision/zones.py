@@ -69,6 +69,11 @@ class Zone:
         raw = self.raw_count(tracks)
         if self.cfg.kind == "bay":
             raw = min(raw, 1)
+        return self.update_raw(raw, t)
+
+    def update_raw(self, raw: int, t: float) -> bool:
+        """Feed the undebounced value (object count, or 0/1 for a bay);
+        True when the reported value changed."""
         if self._last_t is not None and self.state.value is not None:
             dt = max(t - self._last_t, 0.0)
             self.observed_s += dt
