@@ -233,3 +233,10 @@ def test_offline_mode_says_so_and_opens_the_devices_itself(rig: Rig) -> None:
     assert 0 < value < 600, "XY-MD02 temperature in tenths of a degree"
     follow = rig.agent.diag("readings", "--follow")
     assert follow.returncode == 2 and "not running" in follow.stderr
+    bundle = rig.agent.diag("bundle", "--output", str(rig.agent.workdir / "offline.tar.gz"))
+    assert bundle.returncode == 0, bundle.stderr
+    with tarfile.open(rig.agent.workdir / "offline.tar.gz") as tar:
+        names = {m.name.split("/", 1)[1]: m for m in tar.getmembers()}
+        status = json.loads(tar.extractfile(names["status.json"]).read())
+    assert status["agent_running"] is False and status["devices"]["meter-1"]["driver"] == "modbus"
+    assert {"config.toml", "versions.json", "logs.txt", "manifest.json"} <= set(names)

@@ -51,6 +51,7 @@ class DiagServer:
         self.clients = 0
         self.requests = 0
         self.errors = 0
+        self.error = ""  # why the socket could not be served, if it could not
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task[Any]] = set()
 
@@ -61,7 +62,14 @@ class DiagServer:
         from agent.diag.handlers import HANDLERS
 
         self._handlers = HANDLERS
-        sock = self._bind()
+        try:
+            sock = self._bind()
+        except (OSError, RuntimeError, KeyError) as exc:
+            # Diagnostics are for the technician; a problem here must never
+            # keep the agent from collecting and delivering readings.
+            self.error = f"{exc}" if not isinstance(exc, KeyError) else f"group {self.config.group!r} does not exist; create it or clear [diagnostics] group"
+            log.error("diagnostics socket not available: %s (the agent runs on; `edge-agent diag` works offline only)", self.error)
+            return
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=self.config.max_request_bytes)
         log.info("diagnostics on %s (unix socket, mode 0660)", self.path)
 
@@ -86,6 +94,8 @@ class DiagServer:
             sock.listen(self.config.max_clients)
         except BaseException:
             sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)  # no half-set-up socket left for a client to find
             raise
         sock.setblocking(False)
         return sock
@@ -197,7 +207,7 @@ class DiagServer:
         return nxt
 
     def status(self) -> dict[str, Any]:
-        return {"socket": self.path, "clients": self.clients, "requests": self.requests, "errors": self.errors}
+        return {"socket": self.path, "clients": self.clients, "requests": self.requests, "errors": self.errors, "error": self.error}
 
 
 async def _drain(writer: asyncio.StreamWriter) -> None:
