@@ -147,10 +147,10 @@ def main() -> None:
     b, p = statistics.median(bare), statistics.median(piped)
     print(f"model {args.model}, {len(frames)} frames 640x360, onnx threads {vision.onnx_threads}, {args.rounds} rounds interleaved frame by frame")
     print(f"bare session.run         {b:7.1f} fps  ({1000 / b:.1f} ms)")
-    print(f"pipeline (decode..lines) {p:7.1f} fps  ({1000 / p:.1f} ms)   ratio {p / b:.2f}  (per round: {', '.join(f'{x / y:.2f}' for x, y in zip(piped, bare))})")
+    print(f"pipeline (decode..lines) {p:7.1f} fps  ({1000 / p:.1f} ms)   ratio {p / b:.2f}  (per round: {', '.join(f'{x / y:.2f}' for x, y in zip(piped, bare, strict=True))})")
     med = {k: statistics.median(s_.get(k, 0.0) for s_ in stages) for k in stages[0]}
-    print("per stage (ms): decode %.1f (reader thread), detect = preprocess + run + outputs/NMS %.1f, track %.2f, lines %.2f"
-          % (decode_ms, med.get("detect", 0), med.get("track", 0), med.get("count", 0)))
+    print(f"per stage (ms): decode {decode_ms:.1f} (reader thread), detect = preprocess + run + outputs/NMS {med.get('detect', 0):.1f}, "
+          f"track {med.get('track', 0):.2f}, lines {med.get('count', 0):.2f}")
 
     live_cam = CameraConfig(name="live", source=str(clip), model=args.model, loop=True, realtime=True, detect_fps=5, lines=[LINE])
     res = asyncio.run(live_worker(live_cam, vision, args.live_seconds))

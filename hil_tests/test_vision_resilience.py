@@ -66,12 +66,12 @@ def test_killed_and_hung_worker_is_restarted_and_telemetry_goes_on(traffic_clip,
                 pid = vs.handle.pid
                 meter_before = len(meter_values())
                 os.kill(pid, sig)  # SIGSTOP: the process hangs, its heartbeat stops
-                await wait_for(lambda: vs.restarts == n, f"restart after {sig.name}", vs)
-                await wait_for(lambda: vs.worker_ready and vs.handle.pid != pid, "new worker ready", vs)
+                await wait_for(lambda n=n: vs.restarts == n, f"restart after {sig.name}", vs)
+                await wait_for(lambda pid=pid: vs.worker_ready and vs.handle.pid != pid, "new worker ready", vs)
                 # the telemetry source kept producing while the worker was down
                 assert len(meter_values()) > meter_before
                 counted = vs.counted
-                await wait_for(lambda: vs.counted >= counted + 2, f"counting resumed after {sig.name}", vs)
+                await wait_for(lambda c=counted: vs.counted >= c + 2, f"counting resumed after {sig.name}", vs)
             assert "hung" in vs.last_error
         finally:
             await vs.close()
