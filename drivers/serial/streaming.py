@@ -75,6 +75,7 @@ class StreamingSensorDriver(Driver):
         self._errors_since_good = 0
         self._silent_status: str | None = None
         self._run_started = time.monotonic()
+        self.checks = 0  # housekeeping ticks run, for diagnostics and tests
 
     # -- what subclasses provide -------------------------------------------------
 
@@ -128,6 +129,7 @@ class StreamingSensorDriver(Driver):
 
     def check(self) -> None:
         """Flush a finished aggregation window and detect silence."""
+        self.checks += 1
         now = time.monotonic()
         interval = self.config.report_interval
         if interval and now - self._window_start >= interval:
