@@ -16,9 +16,9 @@ def offline_status(ctx: Ctx) -> dict[str, Any]:
     """What can be said with the agent stopped: config, disk, certificates, the outbox file."""
     cfg = ctx.config
     st: dict[str, Any] = {"gateway": "?", "site": "?", "now": time.time(), "agent_running": False}
-    findings = [health._f(health.BROKEN, "agent", "agent", f"not running: {ctx.offline_reason}", "start it: sudo systemctl start edge-agent; if it does not stay up: journalctl -u edge-agent -n 50")]
+    findings = [health.finding(health.BROKEN, "agent", "agent", f"not running: {ctx.offline_reason}", "start it: sudo systemctl start edge-agent; if it does not stay up: journalctl -u edge-agent -n 50")]
     if cfg is None:
-        findings.append(health._f(health.BROKEN, "config", "config", ctx.config_error.splitlines()[0] if ctx.config_error else "no config", "pass --config FILE; check it with `edge-agent config check FILE`"))
+        findings.append(health.finding(health.BROKEN, "config", "config", ctx.config_error.splitlines()[0] if ctx.config_error else "no config", "pass --config FILE; check it with `edge-agent config check FILE`"))
         st["system"] = system_facts("/")
     else:
         st.update(gateway=cfg.gateway.id, site=cfg.gateway.site)
@@ -26,11 +26,11 @@ def offline_status(ctx: Ctx) -> dict[str, Any]:
         st["certificates"] = uplink_certificates(cfg.uplink)
         st["devices"] = {d.name: {"name": d.name, "driver": d.driver, "bus": getattr(d, "bus", None), "polls": 0} for d in cfg.devices}
         try:
-            from agent.diag.buffer import BufferMissing, outbox_path, summarise
+            from agent.diag.buffer import outbox_path, summarise
 
             summ = summarise(outbox_path(cfg, ctx.data_dir))
             st["outbox"] = {"depth": summ["count"], "oldest_wall": summ["oldest_wall"], "file_bytes": summ["file_bytes"]}
-        except (BufferMissing, OSError, Exception) as exc:  # noqa: BLE001 - a damaged outbox must not hide the rest
+        except Exception as exc:  # noqa: BLE001 - a missing or damaged outbox must not hide the rest
             st["outbox_error"] = str(exc)
         more = health.evaluate({k: v for k, v in st.items() if k != "devices"})
         findings += more
