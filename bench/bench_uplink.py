@@ -6,8 +6,8 @@
    uplink to Mosquitto; the clock stops when the last PUBACK has been turned
    into a delete. Target >= 20,000 readings/s.
 2. Latency: while online, a producer adds 2,000 readings/s for `--seconds`;
-   the reference hub (in-process, validating every message) records
-   receive time minus reading time. Target p99 < 0.5 s.
+   the reference hub (`edge-agent hub listen`, its own process, validating
+   every message) stores receive time next to reading time. Target p99 < 0.5 s.
 3. RSS: the real agent (`edge-agent run`, one `system` device polled every
    10 ms, no vision) runs against the same broker for `--seconds`; VmRSS and
    VmHWM are read from /proc. Target <= 40 MB.
@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -27,12 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.hub.listener import HubListener
-from agent.hub.store import HubStore
 from agent.outbox import Outbox, StorageConfig
 from agent.runtime.clock import Clock
 from agent.uplink import Uplink, UplinkConfig
-from agent.uplink.paho_adapter import Subscriber
 from hil_tests.broker import MosquittoBroker
 
 LOG = logging.getLogger("bench")
@@ -79,13 +77,12 @@ async def drain(n: int, directory: str, port: int) -> dict[str, float]:
     return {"rate": n / elapsed, "elapsed": elapsed, "cpu_per_1000_ms": cpu / n * 1e6, "messages": stats["messages"], "sent": stats["sent"]}
 
 
-async def latency(seconds: float, rate: int, directory: str, port: int, hub: HubListener) -> dict[str, float]:
+async def latency(seconds: float, rate: int, directory: str, port: int, hub_db: str) -> dict[str, float]:
     ob, up, clock = make(directory, port)
     await ob.open()
     tasks = [asyncio.create_task(ob.run()), asyncio.create_task(up.run())]
     while not up.stats()["connected"]:
         await asyncio.sleep(0.01)
-    hub.keep_latencies = True
     per_tick = rate // 100
     n = 0
     t0 = time.perf_counter()
@@ -95,13 +92,20 @@ async def latency(seconds: float, rate: int, directory: str, port: int, hub: Hub
         await asyncio.sleep(0.01)
     while ob.stats()["depth"] or ob.stats()["pending"]:
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.5)
-    hub.keep_latencies = False
     await up.close()
     for t in tasks:
         t.cancel()
     await ob.close()
-    lat = sorted(hub.latencies)
+    deadline = time.monotonic() + 30
+    rows: list[tuple[float]] = []
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(hub_db, timeout=5)
+        rows = conn.execute("SELECT received - ts FROM readings WHERE gateway='gw-bench'").fetchall()
+        conn.close()
+        if len(rows) >= n:
+            break
+        await asyncio.sleep(0.2)
+    lat = sorted(r[0] for r in rows)
     return {
         "n": len(lat),
         "produced": n,
@@ -142,11 +146,18 @@ def main() -> None:
         print(
             f"| {args.readings:,} | {dr['elapsed']:.2f} | {dr['rate']:,.0f} | {dr['rate'] / 20_000:.2f}x | {dr['messages']:.0f} | {dr['cpu_per_1000_ms']:.1f} ms |"
         )
-        hub = HubListener(HubStore(d + "/hub.db"))
-        sub = Subscriber(client_id="bench-hub", topics=hub.topics, on_message=hub.handle, log=LOG)
-        sub.start(broker.host, broker.port)
-        la = asyncio.run(latency(args.seconds, 2000, d + "/lat", broker.port, hub))
-        sub.stop()
+        hub_db = d + "/hub.db"
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli.main", "hub", "listen", "--port", str(broker.port), "--db", hub_db, "--quiet", "--session-expiry", "0"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
+        while not Path(hub_db).exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        la = asyncio.run(latency(args.seconds, 2000, d + "/lat", broker.port, hub_db))
+        hub.terminate()
+        hub.wait(15)
         print()
         print("| readings at 2,000/s | p50 | p99 | max | mean |")
         print("|---|---|---|---|---|")

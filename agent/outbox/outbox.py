@@ -55,6 +55,8 @@ class Outbox:
         self._unreported_memory_drops = 0
         self._last_drop_log = -1e9
         self._flush_lock = asyncio.Lock()
+        self._sync_executor: ThreadPoolExecutor | None = None
+        self._sync_future: asyncio.Future[None] | None = None
         self.degraded: str | None = None
         self.last_commit_wall: float | None = None
         self.last_error: str | None = None
@@ -65,6 +67,7 @@ class Outbox:
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._sync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-sync")
         report = await self._call(self.store.open)
         self._opened = True
         self._handle_open_report(report)
@@ -105,6 +108,8 @@ class Outbox:
                 await self._call(self.store.close)
         finally:
             self._executor.shutdown(wait=True)
+            if self._sync_executor is not None:
+                self._sync_executor.shutdown(wait=True)
 
     # -- ingest ----------------------------------------------------------------
 
@@ -156,7 +161,7 @@ class Outbox:
             # Idle: no empty transactions, no fsync, nothing to wear the SD card.
             due = time.monotonic() - self._last_sync_mono >= self.config.sync_interval
             if self._unsynced and (force_sync or due):
-                await self._sync()
+                await self._sync(wait=force_sync)
             return
         try:
             inserted, _ = await self._call(self.store.write, batch, acked, rebase=rebase)
@@ -182,18 +187,36 @@ class Outbox:
         await self._enforce_caps()
         self._unsynced = True
         if force_sync or time.monotonic() - self._last_sync_mono >= self.config.sync_interval:
-            await self._sync()
+            await self._sync(wait=force_sync)
         if inserted:
             for cb in self._listeners:
                 cb()
 
-    async def _sync(self) -> None:
+    async def _sync(self, *, wait: bool = False) -> None:
+        """fsync the log on its own thread: a slow card must not hold up commits and sends."""
+        running = self._sync_future
+        if running is not None and not running.done():
+            if not wait:
+                return  # the previous sync is still running; the next tick tries again
+            await asyncio.wait([running])
         self._last_sync_mono = time.monotonic()
         self._unsynced = False
-        try:
-            await self._call(self.store.sync)
-        except OSError as exc:
-            await self._store_failed(exc)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._sync_executor, self.store.sync)
+        fut.add_done_callback(self._sync_done)
+        self._sync_future = fut
+        if wait:
+            await asyncio.wait([fut])
+
+    def _sync_done(self, fut: asyncio.Future[None]) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is None:
+            return
+        self._unsynced = True
+        text = f"{type(exc).__name__}: {exc}"
+        if self.last_error != text:
+            self.log.error("outbox cannot sync %s to storage (%s); a power cut may lose more than sync_interval", self.path, text)
+        self.last_error = text
 
     def _check_clock(self) -> None:
         if self._rebase is None and self.clock.synced():
