@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
+import random
 import socket
 import struct
 import subprocess
@@ -304,7 +306,7 @@ GARBAGE = [
 
 @pytest.mark.parametrize("junk", GARBAGE, ids=range(len(GARBAGE)))
 def test_garbage_closes_only_that_connection(
-    broker: BrokerThread, clients: Any, junk: bytes
+    broker: BrokerThread, clients: Any, junk: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     sub = clients(V5)
     sub.subscribe("alive")
@@ -322,6 +324,28 @@ def test_garbage_closes_only_that_connection(
     pub = clients(V311)
     pub.publish("alive", b"yes")
     assert sub.next().payload == b"yes"
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_random_packets_after_connect_never_take_the_broker_down(
+    broker: BrokerThread, clients: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = random.Random(20261123)
+    sub = clients(V5)
+    sub.subscribe("alive")
+    for i in range(60):
+        raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
+        raw.sendall(connect_packet(f"fuzz-{i}".encode()))
+        assert raw.recv(4) == b"\x20\x02\x00\x00"
+        # A plausible first byte (any packet type and flags), a short length, junk body.
+        body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+        raw.sendall(bytes((rng.randrange(256), len(body))) + body)
+        raw.close()
+    pub = clients(V311)
+    pub.publish("alive", b"still serving")
+    assert sub.next().payload == b"still serving"
+    # Every bad packet was recognised as such, none reached the internal-error path.
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_malformed_packet_after_connect_closes_that_client_only(
