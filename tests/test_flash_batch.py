@@ -118,3 +118,20 @@ def test_interrupted_write_leaves_no_partition_table(tmp_path: Path) -> None:
         write_image(chunks(), 3 * 4096, Target(str(target_path), "file", None, "", "", False), SilentProgress())
     assert "interrupted by the user" in info.value.message
     assert target_path.read_bytes()[:4096] == bytes(4096)
+
+
+def test_verification_catches_a_card_that_does_not_hold_the_image(tmp_path: Path) -> None:
+    from tools.flashing.writer import verify_image
+
+    image = [os.urandom(8192) for _ in range(4)]
+    target_path = tmp_path / "card.img"
+    sha, _ = write_image(iter(image), 4 * 8192, Target(str(target_path), "file", None, "", "", False), SilentProgress())
+    target = Target(str(target_path), "file", None, "", "", False)
+    assert verify_image(target, 4 * 8192, sha, 8192, SilentProgress(), iter(image))[0] == sha
+    with open(target_path, "r+b") as f:  # a card that silently dropped a write
+        f.seek(3 * 8192 + 100)
+        f.write(b"\0")
+    with pytest.raises(FlashError, match="differs from the image in the block at byte 24576"):
+        verify_image(target, 4 * 8192, "", 4096 * 2, SilentProgress(), iter(image))
+    with pytest.raises(FlashError, match="verification FAILED.*NOT verified"):
+        verify_image(target, 4 * 8192, sha, 4096, SilentProgress())

@@ -104,8 +104,23 @@ class OpenedImage:
     def size(self) -> int:
         return self.source.size
 
-    def chunks(self, block_size: int) -> Iterator[bytes]:
+    @property
+    def replayable(self) -> bool:
+        """A plain .img can be read a second time cheaply, for verification by comparison."""
+        return self.source.kind == "img"
+
+    def replay(self, block_size: int) -> Iterator[bytes]:
+        """The same customised bytes again, from a fresh read of the .img and the same overlay."""
+        stream = self.source.stream()
+        try:
+            stream.read_exact(len(self.head))
+            yield from self.chunks(block_size, stream)
+        finally:
+            stream.close()
+
+    def chunks(self, block_size: int, stream: ImageStream | None = None) -> Iterator[bytes]:
         """The customised image, front to back, in blocks of block_size (the last may be short)."""
+        stream = stream or self.stream
         pending = bytearray()
 
         def emit(data: bytes) -> Iterator[bytes]:
@@ -123,7 +138,7 @@ class OpenedImage:
         while pos < self.boot.size:
             want = min(block_size - len(pending) if pending else block_size, self.boot.size - pos)
             if self.streamed_boot:
-                data = self.stream.read_exact(want)
+                data = stream.read_exact(want)
             else:
                 self.base.seek(pos)
                 data = self.base.read(want)
@@ -132,7 +147,7 @@ class OpenedImage:
         remaining = self.source.size - self.boot.end
         while remaining > 0:
             want = min(block_size - len(pending) if pending else block_size, remaining)
-            data = self.stream.read(want)
+            data = stream.read(want)
             if not data:
                 raise FlashError(f"{self.source.path} ends early: {self.source.size - remaining} of "
                                  f"{self.source.size} bytes", REDOWNLOAD)

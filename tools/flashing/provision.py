@@ -208,11 +208,14 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
         }
         with ThreadPoolExecutor(max_workers=1) as pool:
             try:
-                sha, write_seconds = write_image(opened.chunks(opts.block_size), source.size, target, ctx.progress)
+                replay = opened.replayable
+                sha, write_seconds = write_image(opened.chunks(opts.block_size), source.size, target, ctx.progress,
+                                                 hash_stream=not replay)
                 image_sha = opened.stream.file_sha256()
                 # reading the card back is I/O-bound: hash the base image file alongside it
                 pending = None if image_sha else pool.submit(ctx.image_sha256, source)
-                verify_seconds = verify_image(target, source.size, sha, opts.block_size, ctx.progress)
+                sha, verify_seconds = verify_image(target, source.size, sha, opts.block_size, ctx.progress,
+                                                   opened.replay(opts.block_size) if replay else None)
                 image_sha = image_sha or pending.result()  # type: ignore[union-attr]
             except FlashError as exc:
                 ctx.inventory.append({**row, "status": "failed", "error": exc.message})

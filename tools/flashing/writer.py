@@ -1,9 +1,15 @@
-"""Write an image to a card or file, then read it back and compare hashes.
+"""Write an image to a card or file, then read it back and check it.
 
 The first block (the partition table) is written as zeros first and for real
 only after everything else is on the card and synced. A card whose write was
 interrupted therefore has no partition table: it cannot boot half-written,
-and the tool says so. Reading, hashing and writing overlap in two threads.
+and the tool says so. Reading and writing overlap in two threads.
+
+Verification reads the whole target back after dropping its cached pages. A
+plain .img is verified by comparing every byte with a second read of the
+source (cheap, from the page cache), so the write path carries no hashing at
+all; compressed sources cannot be re-read cheaply, so their stream is hashed
+while writing and the read-back hash is compared with it.
 """
 from __future__ import annotations
 
@@ -19,6 +25,10 @@ from .target import Target
 
 QUEUE_DEPTH = 4
 _END = object()
+
+
+class _Mismatch(Exception):
+    """The read-back differs from the image at the given offset."""
 
 
 class WriteResult:
@@ -49,10 +59,12 @@ def _take(handoff: queue.Queue[object], thread: threading.Thread) -> object:
                 return RuntimeError(f"{thread.name} stopped without a result")
 
 
-def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib._Hash, stop: threading.Event) -> None:
+def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib._Hash | None,
+              stop: threading.Event) -> None:
     try:
         for chunk in chunks:
-            digest.update(chunk)  # overlaps with the write of the previous chunk
+            if digest is not None:
+                digest.update(chunk)  # overlaps with the write of the previous chunk
             while not stop.is_set():
                 try:
                     out.put(chunk, timeout=0.5)
@@ -84,9 +96,10 @@ def _open_target(target: Target) -> int:
         raise FlashError(f"cannot open {target.path}: {exc.strerror}", "check the target") from exc
 
 
-def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: ProgressBar) -> tuple[str, float]:
-    """Write every chunk; return (sha256 of what was written, seconds)."""
-    digest = hashlib.sha256()
+def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: ProgressBar,
+                hash_stream: bool = True) -> tuple[str, float]:
+    """Write every chunk; return (sha256 of what was written, or "" without hash_stream; seconds)."""
+    digest = hashlib.sha256() if hash_stream else None
     handoff: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
     thread = threading.Thread(target=_producer, args=(chunks, handoff, digest, stop), daemon=True, name="image-reader")
@@ -130,7 +143,7 @@ def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: P
         stop.set()
         os.close(fd)
         thread.join(timeout=5)
-    return digest.hexdigest(), progress.finish(done, total)
+    return (digest.hexdigest() if digest else ""), progress.finish(done, total)
 
 
 def _reader(fd: int, total: int, block: int, out: queue.Queue[object], stop: threading.Event) -> None:
@@ -153,8 +166,33 @@ def _reader(fd: int, total: int, block: int, out: queue.Queue[object], stop: thr
         out.put(exc)
 
 
-def verify_image(target: Target, total: int, expected: str, block: int, progress: ProgressBar) -> float:
-    """Read back `total` bytes from the target and compare their SHA-256; FlashError if they differ."""
+class _Expected:
+    """What the target should hold, consumed in step with the read-back whatever the chunk sizes."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = b""
+
+    def take(self, size: int) -> bytes:
+        if not self.buffer:
+            self.buffer = next(self.chunks, b"")
+        if len(self.buffer) == size:  # the usual case: same block size on both sides
+            data, self.buffer = self.buffer, b""
+            return data
+        parts = bytearray(self.buffer)
+        while len(parts) < size:
+            more = next(self.chunks, b"")
+            if not more:
+                break
+            parts += more
+        self.buffer = bytes(parts[size:])
+        return bytes(parts[:size])
+
+
+def verify_image(target: Target, total: int, expected: str, block: int, progress: ProgressBar,
+                 expected_chunks: Iterator[bytes] | None = None) -> tuple[str, float]:
+    """Read back `total` bytes from the target; compare them byte for byte with expected_chunks
+    when given, and their SHA-256 with `expected` when that is not empty. Returns (sha256, seconds)."""
     try:
         fd = os.open(target.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -164,6 +202,7 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
     handoff: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
     done = 0
+    compare = _Expected(expected_chunks) if expected_chunks is not None else None
     progress.start("verify")
     try:
         if hasattr(os, "posix_fadvise"):
@@ -178,8 +217,14 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
             if isinstance(item, BaseException):
                 raise item
             digest.update(item)  # type: ignore[arg-type]
+            if compare is not None and compare.take(len(item)) != item:  # type: ignore[arg-type]
+                raise _Mismatch(done)
             done += len(item)  # type: ignore[arg-type]
             progress.update(done, total)
+    except _Mismatch as exc:
+        raise FlashError(f"verification FAILED: {target.path} differs from the image in the block at byte "
+                         f"{exc.args[0]}. The card is NOT verified.",
+                         "do not install it; the card or reader is probably faulty, use another one") from exc
     except OSError as exc:
         raise FlashError(f"reading {target.path} back failed after {done / 1e6:.1f} MB: {exc.strerror or exc}. "
                          "The card is NOT verified.", "do not install it; try another card") from exc
@@ -190,15 +235,16 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
         stop.set()
         os.close(fd)
     seconds = progress.finish(done, total)
-    if digest.hexdigest() != expected:
+    if expected and digest.hexdigest() != expected:
         raise FlashError(f"verification FAILED: {target.path} does not hold what was written "
                          f"(sha256 {digest.hexdigest()[:16]}... vs {expected[:16]}...). The card is NOT verified.",
                          "do not install it; the card or reader is probably faulty, use another one")
-    return seconds
+    return digest.hexdigest(), seconds
 
 
 def write_and_verify(chunks: Iterator[bytes], total: int, target: Target, block: int,
-                     progress: ProgressBar, verify: bool = True) -> WriteResult:
+                     progress: ProgressBar) -> WriteResult:
+    """Write a stream and verify it by hash (the path for sources that cannot be re-read)."""
     sha, write_seconds = write_image(chunks, total, target, progress)
-    verify_seconds = verify_image(target, total, sha, block, progress) if verify else 0.0
+    _, verify_seconds = verify_image(target, total, sha, block, progress)
     return WriteResult(sha, total, write_seconds, verify_seconds)
