@@ -148,6 +148,36 @@ def test_mqtt5_assigns_client_id_and_grants_qos2_as_qos1(clients: Any) -> None:
     assert (msg.payload, msg.qos) == (b"exactly-once-in", 1)
 
 
+def test_qos2_retransmission_before_pubrel_is_delivered_once(
+    broker: BrokerThread, clients: Any
+) -> None:
+    sub = clients(V311)
+    sub.subscribe("q2")
+    raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
+    raw.sendall(connect_packet(b"qos2-raw"))
+    assert raw.recv(4) == b"\x20\x02\x00\x00"
+    publish = b"\x00\x02q2" + b"\x00\x05" + b"once"
+    raw.sendall(bytes((0x34, len(publish))) + publish)  # QoS 2, packet id 5
+    assert recv_exactly(raw, 4) == b"\x50\x02\x00\x05"  # PUBREC
+    raw.sendall(bytes((0x3C, len(publish))) + publish)  # same id again, DUP set
+    assert recv_exactly(raw, 4) == b"\x50\x02\x00\x05"
+    raw.sendall(b"\x62\x02\x00\x05")  # PUBREL
+    assert recv_exactly(raw, 4) == b"\x70\x02\x00\x05"  # PUBCOMP
+    raw.sendall(b"\x30\x07\x00\x02q2end")  # QoS 0 marker
+    assert [sub.next().payload, sub.next().payload] == [b"once", b"end"]
+    raw.close()
+
+
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def test_mqtt5_user_properties_reach_v5_subscribers(clients: Any) -> None:
     sub = clients(V5)
     sub.subscribe("props")
