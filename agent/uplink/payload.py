@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -159,3 +160,37 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(v) for v in obj]
     return obj
+
+
+def status_payload(state: str, reason: str, *, gateway: str, site: str, boot: str) -> bytes:
+    """Retained status: offline on shutdown, and the last will (fixed when the session opens)."""
+    return encode_json({"v": SCHEMA_VERSION, "state": state, "reason": reason, "gateway": gateway, "site": site, "boot": boot, "ts": time.time()})
+
+
+def birth_payload(info: dict[str, Any], *, protocol: str, gateway: str, site: str, boot: str) -> bytes:
+    """Retained online status with the agent's own description (versions, capabilities, devices)."""
+    body = dict(info)
+    body.update(
+        {"v": SCHEMA_VERSION, "state": "online", "reason": "connected", "gateway": gateway, "site": site, "boot": boot, "ts": time.time(), "protocol": protocol}
+    )
+    body.setdefault("capabilities", [])
+    body.setdefault("devices", [])
+    return encode_json(body)
+
+
+def health_payload(status: dict[str, Any], outbox: dict[str, Any], uplink: dict[str, Any], *, gateway: str, site: str, boot: str) -> bytes:
+    """Health: the outbox and uplink figures, per-device status, and the rest of the agent's status."""
+    extra = {k: v for k, v in status.items() if k not in ("outbox", "uplink", "gateway", "site", "devices")}
+    return encode_json(
+        {
+            "v": SCHEMA_VERSION,
+            "gateway": gateway,
+            "site": site,
+            "boot": boot,
+            "ts": time.time(),
+            "outbox": outbox,
+            "uplink": uplink,
+            "devices": status.get("devices", {}),
+            "agent": extra,
+        }
+    )

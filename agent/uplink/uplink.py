@@ -19,7 +19,7 @@ from agent.runtime.clock import Clock
 from agent.uplink.backoff import ReconnectBackoff
 from agent.uplink.config import UplinkConfig
 from agent.uplink.paho_adapter import ConnectError, MqttSession, Will
-from agent.uplink.payload import SCHEMA_VERSION, Topics, encode_batches, encode_json
+from agent.uplink.payload import Topics, birth_payload, encode_batches, health_payload, status_payload
 
 CommandHandler = Callable[[str, bytes], Any]
 
@@ -311,18 +311,11 @@ class Uplink:
 
     # -- payloads ---------------------------------------------------------------
 
+    def _ident(self) -> dict[str, Any]:
+        return {"gateway": self.gateway_id, "site": self.site, "boot": self.clock.boot_id}
+
     def _status_payload(self, state: str, reason: str) -> bytes:
-        return encode_json(
-            {
-                "v": SCHEMA_VERSION,
-                "state": state,
-                "reason": reason,
-                "gateway": self.gateway_id,
-                "site": self.site,
-                "boot": self.clock.boot_id,
-                "ts": time.time(),
-            }
-        )
+        return status_payload(state, reason, **self._ident())
 
     def _birth_payload(self) -> bytes:
         try:
@@ -330,43 +323,14 @@ class Uplink:
         except Exception as exc:  # noqa: BLE001 - a broken describe must not block the birth
             self.log.error("describe() failed: %s", exc)
             info = {"describe_error": str(exc)}
-        info.update(
-            {
-                "v": SCHEMA_VERSION,
-                "state": "online",
-                "reason": "connected",
-                "gateway": self.gateway_id,
-                "site": self.site,
-                "boot": self.clock.boot_id,
-                "ts": time.time(),
-                "protocol": self._protocol,
-            }
-        )
-        info.setdefault("capabilities", [])
-        info.setdefault("devices", [])
-        return encode_json(info)
+        return birth_payload(info, protocol=self._protocol, **self._ident())
 
     def _health_payload(self) -> bytes:
         try:
-            extra = dict(self.status())
+            status = dict(self.status())
         except Exception as exc:  # noqa: BLE001
-            extra = {"status_error": str(exc)}
-        for key in ("outbox", "uplink", "gateway", "site"):
-            extra.pop(key, None)
-        devices = extra.pop("devices", {})
-        return encode_json(
-            {
-                "v": SCHEMA_VERSION,
-                "gateway": self.gateway_id,
-                "site": self.site,
-                "boot": self.clock.boot_id,
-                "ts": time.time(),
-                "outbox": self.outbox.stats(),
-                "uplink": self.stats(),
-                "devices": devices,
-                "agent": extra,
-            }
-        )
+            status = {"status_error": str(exc)}
+        return health_payload(status, self.outbox.stats(), self.stats(), **self._ident())
 
     # -- commands ---------------------------------------------------------------
 
