@@ -1,0 +1,226 @@
+"""End to end on one machine: Modbus TCP devices -> the real agent -> Mosquitto -> a hub subscriber.
+
+20 Modbus TCP devices (each its own endpoint) of 50 points (25 uint16, 25
+float32: 75 registers, one block read a poll) polled every 100 ms demand
+10,000 readings/s. The emulators and the hub subscriber run in processes of
+their own so the agent's CPU and RSS are its alone. For each rate the bench
+reports readings produced (sequence numbers assigned), delivered to the hub
+(distinct sequence numbers received), the outbox backlog at the start and end
+of the window, the agent's CPU per 1,000 readings and its RSS; then it raises
+the rate until the agent falls behind.
+
+    .venv/bin/python bench/bench_e2e.py                 # 10, 20, 40 and 80 Hz
+    .venv/bin/python bench/bench_e2e.py --rates 10 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent.diag.client import DiagClient  # noqa: E402
+from hil_tests.broker import MosquittoBroker, free_port  # noqa: E402
+
+POINTS_U16 = 25
+POINTS_F32 = 25
+
+EMULATOR = """
+import asyncio, json, sys
+sys.path.insert(0, {root!r})
+from hil_tests.emulators.modbus_devices import EmulatedDevice
+from hil_tests.emulators.modbus_servers import TcpEmulator
+
+async def main():
+    emus = []
+    for i, port in enumerate({ports!r}):
+        dev = EmulatedDevice(1)
+        for a in range({u16}):
+            dev.set_value("holding", a, (i * 100 + a) % 65536, "uint16")
+        for k in range({f32}):
+            dev.set_value("holding", {u16} + 2 * k, 20.0 + k + i / 10, "float32")
+        emu = TcpEmulator([dev], port=port, size=128)
+        await emu.start()
+        emus.append(emu)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+SUBSCRIBER = """
+import json, sys, threading, time, signal
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+seqs = set()
+msgs = 0
+first = {{}}
+def on_message(client, userdata, msg):
+    global msgs
+    if "/telemetry/" not in msg.topic:
+        return
+    msgs += 1
+    now = time.time()
+    for r in json.loads(msg.payload)["readings"]:
+        seqs.add(r["seq"])
+c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-hub", protocol=mqtt.MQTTv5)
+c.on_message = on_message
+c.on_connect = lambda cl, u, f, rc, p=None: cl.subscribe("city/#", qos=1)
+c.connect("127.0.0.1", {port})
+c.loop_start()
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "count":
+        print(json.dumps({{"distinct": len(seqs), "max": max(seqs) if seqs else 0, "msgs": msgs}}), flush=True)
+    elif line.strip() == "quit":
+        break
+c.loop_stop()
+"""
+
+
+def write_profile(path: Path) -> None:
+    lines = ['[profile]\nname = "bench50"\nmax_gap = 0\n']
+    for a in range(POINTS_U16):
+        lines.append(f'[[points]]\nname = "u{a}"\ntable = "holding"\naddress = {a}\ntype = "uint16"\n')
+    for k in range(POINTS_F32):
+        lines.append(f'[[points]]\nname = "f{k}"\ntable = "holding"\naddress = {POINTS_U16 + 2 * k}\ntype = "float32"\n')
+    path.write_text("\n".join(lines))
+
+
+def write_config(path: Path, data: Path, profile: Path, ports: list[int], broker_port: int, interval: float) -> None:
+    parts = [
+        f'[gateway]\nid = "gw-bench"\nsite = "bench"\ndata_dir = "{data}"\nlog_level = "warning"\n',
+        '[clock]\nsync_source = "assume"\n',
+        f'[uplink]\nbroker = "external"\nhost = "127.0.0.1"\nport = {broker_port}\n',
+    ]
+    for i, port in enumerate(ports):
+        parts.append(f'[[buses]]\nname = "lan-{i}"\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n')
+        parts.append(
+            f'[[devices]]\nname = "dev-{i:02d}"\ndriver = "modbus"\nbus = "lan-{i}"\nunit_id = 1\nprofile = "{profile}"\npoll_interval = {interval}\n'
+            "[devices.failure]\ntimeout = 1.0\nretries = 0\n"
+        )
+    path.write_text("\n".join(parts))
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_mb(pid: int) -> tuple[float, float]:
+    rss = hwm = 0.0
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return rss, hwm
+
+
+def outbox(sock: str) -> dict:
+    with DiagClient(sock, timeout=5) as client:
+        return client.call("status")["outbox"]
+
+
+def hub_count(sub: subprocess.Popen[str]) -> dict:
+    assert sub.stdin and sub.stdout
+    sub.stdin.write("count\n")
+    sub.stdin.flush()
+    return json.loads(sub.stdout.readline())
+
+
+def run_rate(tmp: Path, rate: float, seconds: float, devices: int, broker: MosquittoBroker, profile: Path) -> dict:
+    ports = [free_port() for _ in range(devices)]
+    emu = subprocess.Popen([sys.executable, "-c", EMULATOR.format(root=str(ROOT), ports=ports, u16=POINTS_U16, f32=POINTS_F32)], stdout=subprocess.PIPE, text=True)
+    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER.format(port=broker.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert emu.stdout and sub.stdout
+    emu.stdout.readline()
+    sub.stdout.readline()
+    data = tmp / f"data-{rate:g}"
+    cfg = tmp / f"gw-{rate:g}.toml"
+    write_config(cfg, data, profile, ports, broker.port, 1.0 / rate)
+    agent = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    sock = str(data / "diag.sock")
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(sock) and time.time() < deadline:
+            if agent.poll() is not None:
+                raise SystemExit(f"the agent exited: {agent.stderr.read() if agent.stderr else ''}")
+            time.sleep(0.2)
+        time.sleep(3)  # warm-up: connections open, first polls done
+        others = {"emulators": emu.pid, "hub": sub.pid, "mosquitto": broker.pid}
+        ob0, hub0, cpu0, t0 = outbox(sock), hub_count(sub), proc_cpu_seconds(agent.pid), time.monotonic()
+        other0 = {k: proc_cpu_seconds(p) for k, p in others.items() if p}
+        time.sleep(seconds)
+        ob1, hub1, cpu1, t1 = outbox(sock), hub_count(sub), proc_cpu_seconds(agent.pid), time.monotonic()
+        other_cpu = {k: round(100 * (proc_cpu_seconds(p) - other0[k]) / (t1 - t0), 1) for k, p in others.items() if p}
+        rss, hwm = proc_rss_mb(agent.pid)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(20)
+        emu.kill()
+        sub.stdin.write("quit\n")  # type: ignore[union-attr]
+        sub.stdin.flush()  # type: ignore[union-attr]
+        sub.wait(10)
+    elapsed = t1 - t0
+    produced = ob1["next_seq"] - ob0["next_seq"]
+    delivered = hub1["distinct"] - hub0["distinct"]
+    demanded = devices * (POINTS_U16 + POINTS_F32) * rate * elapsed
+    cpu = cpu1 - cpu0
+    return {
+        "rate_hz": rate,
+        "demanded_per_s": round(demanded / elapsed),
+        "produced_per_s": round(produced / elapsed),
+        "delivered_per_s": round(delivered / elapsed),
+        "delivered_share_of_demand": round(delivered / demanded, 3),
+        "backlog_start": ob0["depth"],
+        "backlog_end": ob1["depth"],
+        "agent_cpu_percent": round(100 * cpu / elapsed, 1),
+        "agent_cpu_ms_per_1000_readings": round(1000 * cpu / max(produced, 1) * 1000, 1),
+        "agent_rss_mb": round(rss, 1),
+        "agent_rss_peak_mb": round(hwm, 1),
+        "other_cpu_percent": other_cpu,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--devices", type=int, default=20)
+    ap.add_argument("--rates", default="10,20,40,80", help="poll rates in Hz (10 Hz = every 100 ms)")
+    ap.add_argument("--seconds", type=float, default=15)
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        profile = tmp / "bench50.toml"
+        write_profile(profile)
+        broker = MosquittoBroker(tmp / "mosquitto")
+        broker.start()
+        try:
+            for rate in (float(r) for r in args.rates.split(",")):
+                res = run_rate(tmp, rate, args.seconds, args.devices, broker, profile)
+                results.append(res)
+                print(json.dumps(res), flush=True)
+                behind = res["delivered_share_of_demand"] < 0.97 or res["backlog_end"] > res["backlog_start"] + res["demanded_per_s"]
+                if behind:
+                    print(f"falls behind at {rate:g} Hz ({res['demanded_per_s']} readings/s demanded)", flush=True)
+                    break
+        finally:
+            broker.stop()
+    print(json.dumps({"results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
