@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import queue
-import random
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -18,104 +12,31 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from broker_support import (
+    BOTH,
+    REPO,
+    V5,
+    V311,
+    WAIT,
+    BrokerThread,
+    Client,
+    client_factory,
+    connect_packet,
+    recv_exactly,
+    running_broker,
+)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from agent.broker import EmbeddedBroker
-
-WAIT = 10.0  # bound for one wait; tests never assert on how long anything took
-V311, V5 = mqtt.MQTTv311, mqtt.MQTTv5
-BOTH = pytest.mark.parametrize("proto", [V311, V5], ids=["mqtt311", "mqtt5"])
-REPO = Path(__file__).resolve().parents[1]
-
-
-class BrokerThread:
-    """The broker in its own event loop thread, as paho clients are threaded."""
-
-    def __init__(self, **options: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.broker = EmbeddedBroker(**options)
-        self.port = self.call(self.broker.start())
-
-    def call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(WAIT)
-
-    def close(self) -> None:
-        try:
-            self.call(self.broker.stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(WAIT)
-            self.loop.close()
 
 
 @pytest.fixture
 def broker() -> Iterator[BrokerThread]:
-    bt = BrokerThread()
-    yield bt
-    bt.close()
-
-
-class Client:
-    """A paho client that records what it receives; every wait is bounded."""
-
-    def __init__(self, port: int, proto: int, client_id: str = "") -> None:
-        self.port = port
-        self.proto = proto
-        self.paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                protocol=proto)
-        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        self.acks: queue.Queue[Any] = queue.Queue()
-        self.disconnects: queue.Queue[Any] = queue.Queue()
-        self.connack: Any | None = None
-        self.paho.on_message = lambda c, u, m: self.messages.put(m)
-        self.paho.on_subscribe = lambda c, u, mid, rcs, p: self.acks.put(rcs)
-        self.paho.on_unsubscribe = lambda c, u, mid, rcs, p: self.acks.put(rcs)
-        self.paho.on_disconnect = lambda c, u, f, rc, p: self.disconnects.put(rc)
-
-    def connect(self, keepalive: int = 30) -> Client:
-        done: queue.Queue[Any] = queue.Queue()
-        self.paho.on_connect = lambda c, u, f, rc, p: done.put((rc, p))
-        self.paho.connect("127.0.0.1", self.port, keepalive=keepalive)
-        self.paho.loop_start()
-        rc, props = done.get(timeout=WAIT)
-        assert not rc.is_failure, rc
-        self.connack = props
-        return self
-
-    def subscribe(self, topic: str, qos: int = 1) -> list:
-        self.paho.subscribe(topic, qos)
-        return self.acks.get(timeout=WAIT)
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        info = self.paho.publish(topic, payload, qos=qos, retain=retain)
-        info.wait_for_publish(timeout=WAIT)
-        assert info.is_published()
-
-    def next(self) -> mqtt.MQTTMessage:
-        return self.messages.get(timeout=WAIT)
-
-    def close(self) -> None:
-        self.paho.disconnect()
-        self.paho.loop_stop()
+    yield from running_broker()
 
 
 @pytest.fixture
 def clients(broker: BrokerThread) -> Iterator[Any]:
-    made: list[Client] = []
-
-    def make(proto: int = V311, client_id: str = "", connect: bool = True,
-             inflight: int = 20) -> Client:
-        c = Client(broker.port, proto, client_id)
-        c.paho.max_inflight_messages_set(inflight)
-        made.append(c)
-        return c.connect() if connect else c
-
-    yield make
-    for c in made:
-        c.close()
+    yield from client_factory(broker)
 
 
 @BOTH
@@ -166,16 +87,6 @@ def test_qos2_retransmission_before_pubrel_is_delivered_once(
     raw.sendall(b"\x30\x07\x00\x02q2end")  # QoS 0 marker
     assert [sub.next().payload, sub.next().payload] == [b"once", b"end"]
     raw.close()
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def test_mqtt5_user_properties_reach_v5_subscribers(clients: Any) -> None:
@@ -288,124 +199,6 @@ def test_same_client_id_takes_over_the_old_connection(clients: Any, proto: int) 
         assert rc.is_failure
 
 
-def test_keepalive_timeout_closes_a_silent_client_and_sends_its_will(
-    broker: BrokerThread, clients: Any
-) -> None:
-    watcher = clients(V311)
-    watcher.subscribe("ka")
-    raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
-    raw.sendall(connect_packet(b"silent", keepalive=1, will=(b"ka", b"timed out")))
-    assert raw.recv(4) == b"\x20\x02\x00\x00"
-    # Silence: the broker must close after 1.5 x keep-alive and publish the will.
-    assert watcher.next().payload == b"timed out"
-    assert raw.recv(16) == b""
-    raw.close()
-
-
-def test_a_connection_that_never_sends_connect_is_closed() -> None:
-    bt = BrokerThread(connect_timeout=0.5)
-    try:
-        raw = socket.create_connection(("127.0.0.1", bt.port), timeout=WAIT)
-        assert raw.recv(16) == b""  # closed by the broker, not by our timeout
-        raw.close()
-    finally:
-        bt.close()
-
-
-def connect_packet(client_id: bytes, keepalive: int = 30,
-                   will: tuple | None = None) -> bytes:
-    flags = 0x02
-    payload = struct.pack("!H", len(client_id)) + client_id
-    if will:
-        flags |= 0x04
-        payload += struct.pack("!H", len(will[0])) + will[0] + struct.pack("!H", len(will[1])) + will[1]
-    body = b"\x00\x04MQTT\x04" + bytes((flags,)) + struct.pack("!H", keepalive) + payload
-    return bytes((0x10, len(body))) + body
-
-
-GARBAGE = [
-    b"\xff" * 64,  # packet type 15 with junk
-    b"\x10\xff\xff\xff\xff\x7f",  # remaining length of 5 bytes
-    b"\x10\xff\xff\xff\x7f",  # 268 MB declared: beyond max packet size
-    b"\x10\x0c\x00\x04MQTT\x09\x02\x00\x3c\x00\x00",  # unknown protocol level
-    b"\x10\x0a\x00\x04MQTT\x04\x02\x00",  # truncated CONNECT, then EOF
-    b"\x30\x05\x00\x01a",  # PUBLISH before CONNECT
-    os.urandom(4096),
-]
-
-
-@pytest.mark.parametrize("junk", GARBAGE, ids=range(len(GARBAGE)))
-def test_garbage_closes_only_that_connection(
-    broker: BrokerThread, clients: Any, junk: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
-    sub = clients(V5)
-    sub.subscribe("alive")
-    raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
-    raw.sendall(junk)
-    raw.shutdown(socket.SHUT_WR)
-    reply = b""
-    while True:  # the broker answers at most a CONNACK and closes
-        chunk = raw.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
-    raw.close()
-    assert len(reply) <= 4
-    pub = clients(V311)
-    pub.publish("alive", b"yes")
-    assert sub.next().payload == b"yes"
-    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-def test_random_packets_after_connect_never_take_the_broker_down(
-    broker: BrokerThread, clients: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    rng = random.Random(20261123)
-    sub = clients(V5)
-    sub.subscribe("alive")
-    for i in range(60):
-        raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
-        raw.sendall(connect_packet(f"fuzz-{i}".encode()))
-        assert raw.recv(4) == b"\x20\x02\x00\x00"
-        # A plausible first byte (any packet type and flags), a short length, junk body.
-        body = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
-        raw.sendall(bytes((rng.randrange(256), len(body))) + body)
-        raw.close()
-    pub = clients(V311)
-    pub.publish("alive", b"still serving")
-    assert sub.next().payload == b"still serving"
-    # Every bad packet was recognised as such, none reached the internal-error path.
-    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-def test_malformed_packet_after_connect_closes_that_client_only(
-    broker: BrokerThread, clients: Any
-) -> None:
-    sub = clients(V311)
-    sub.subscribe("t")
-    raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
-    raw.sendall(connect_packet(b"bad-actor", will=(b"t", b"bad actor gone")))
-    assert raw.recv(4) == b"\x20\x02\x00\x00"
-    raw.sendall(b"\x82\x06\x00\x01\x00\x01#\x07")  # SUBSCRIBE with QoS 3 options
-    assert raw.recv(16) == b""
-    raw.close()
-    assert sub.next().payload == b"bad actor gone"  # a protocol error is an abnormal end
-
-
-def test_oversized_packet_is_refused_with_reason_packet_too_large() -> None:
-    bt = BrokerThread(max_packet_size=1024)
-    try:
-        c = Client(bt.port, V5).connect()
-        c.paho.publish("big", b"x" * 2000, qos=1)
-        rc = c.disconnects.get(timeout=WAIT)
-        assert rc.value == 0x95  # packet too large
-        c.paho.loop_stop()
-        ok = Client(bt.port, V311).connect()  # the broker itself is fine
-        ok.close()
-    finally:
-        bt.close()
-
-
 def test_twenty_thousand_qos1_messages_arrive_complete_and_in_order(clients: Any) -> None:
     # One run across protocol versions (3.1.1 in, 5 out): the cost is paho's, so
     # one pass of 20,000 keeps the suite lean while proving no loss and no reordering.
@@ -428,32 +221,6 @@ def test_twenty_thousand_qos1_messages_arrive_complete_and_in_order(clients: Any
     assert payloads == [str(i).encode() for i in range(n)]
     infos[-1].wait_for_publish(timeout=WAIT)
     assert all(info.is_published() for info in infos)  # every one PUBACKed
-
-
-def test_a_subscriber_that_stops_reading_does_not_stall_the_others() -> None:
-    bt = BrokerThread(max_queued_messages=50, publisher_wait=0.2)
-    stuck = socket.socket()
-    try:
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.settimeout(WAIT)
-        stuck.connect(("127.0.0.1", bt.port))
-        stuck.sendall(connect_packet(b"stuck"))
-        assert stuck.recv(4) == b"\x20\x02\x00\x00"
-        stuck.sendall(b"\x82\x06\x00\x01\x00\x01t\x01")  # SUBSCRIBE t QoS 1, then never read
-        assert stuck.recv(5) == b"\x90\x03\x00\x01\x01"
-        healthy = Client(bt.port, V311).connect()
-        healthy.subscribe("t")
-        pub = Client(bt.port, V311).connect()
-        payload = b"x" * 1024
-        for i in range(1000):
-            pub.paho.publish("t", payload + str(i).encode(), qos=1)
-        got = [healthy.next().payload for _ in range(1000)]
-        assert got == [payload + str(i).encode() for i in range(1000)]
-        pub.close()
-        healthy.close()
-    finally:
-        stuck.close()
-        bt.close()
 
 
 def test_standalone_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
