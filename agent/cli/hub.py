@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
     hub_sub = p.add_subparsers(dest="hub_command", metavar="SUBCOMMAND", required=True)
 
     listen = hub_sub.add_parser("listen", help="subscribe, validate, dedup, store and print what gateways send")
+    listen.add_argument("--broker", metavar="HOST:PORT", default="", help="broker address; same as --host HOST --port PORT")
     listen.add_argument("--host", default="127.0.0.1", help="broker host (default 127.0.0.1)")
     listen.add_argument("--port", type=int, default=0, help="broker port (default 8883 with --ca-file, else 1883)")
     listen.add_argument("--prefix", default="city", help="topic prefix the gateways use (uplink.topic_prefix, default city)")
@@ -64,6 +65,12 @@ def handle_listen(args: Any) -> int:
         except OSError as exc:
             print(f"cannot read --password-file {args.password_file}: {exc.strerror}", file=sys.stderr)
             return 2
+    if args.broker:
+        host, _, port_text = args.broker.rpartition(":")
+        if not host or not port_text.isdigit():
+            print(f"--broker wants HOST:PORT, got {args.broker!r}", file=sys.stderr)
+            return 2
+        args.host, args.port = host.strip("[]"), int(port_text)
     port = args.port or (8883 if tls else 1883)
     store = HubStore(args.db)
     printer = None if args.quiet else _printer
