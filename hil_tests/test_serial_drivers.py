@@ -10,6 +10,7 @@ Every wait is bounded and waits for a condition, never for a fixed time.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -298,5 +299,20 @@ def test_ultrasonic_inch_model_and_median_window() -> None:
             h.driver.flush_window()
             assert h.ok("distance") == [762.0]
             assert h.ok("fill_level") == [round(100 * (1000 - 762) / 1000, 1)]
+
+    asyncio.run(scenario())
+
+
+def test_status_is_json_and_shows_the_line() -> None:
+    async def scenario() -> None:
+        emu = Sds011Emulator(interval=0.03)
+        async with Harness(Sds011Driver, Sds011Config, emu) as h:
+            emu.noise_next(1)
+            await h.until("frames and the noise", lambda: len(h.ok("pm2_5")) >= 3 and h.seen(garbage=1))
+            status = json.loads(json.dumps(h.driver.status()))
+            assert status["serial"]["state"] == "open" and status["serial"]["frames"] >= 3
+            assert any("aa c0" in entry["hex"] for entry in status["flight_recorder"]), "raw frames are in the flight recorder"
+            bus_status = json.loads(json.dumps(h.driver.bus.status()))
+            assert bus_status["reader"]["state"] == "open" and bus_status["settings"] == "9600 8N1"
 
     asyncio.run(scenario())

@@ -43,6 +43,7 @@ class SerialBus(Bus):
     def __init__(self, config: SerialBusConfig, log: logging.Logger) -> None:  # type: ignore[override]
         super().__init__(config, log)
         self.config: SerialBusConfig = config
+        self.reader: Any = None  # the PortReader of the device on this port, once one attaches
 
     def open_port(self) -> serial.Serial:
         """Open the port non-blocking (timeout=0) so reads never stall the loop.
@@ -63,4 +64,7 @@ class SerialBus(Bus):
 
     def status(self) -> dict[str, Any]:
         c = self.config
-        return {**super().status(), "port": c.port, "settings": f"{c.baudrate} {c.bytesize}{c.parity[0].upper()}{c.stopbits}"}
+        out = {**super().status(), "port": c.port, "settings": f"{c.baudrate} {c.bytesize}{c.parity[0].upper()}{c.stopbits}"}
+        if self.reader is not None:
+            out["reader"] = self.reader.stats()
+        return out

@@ -69,6 +69,7 @@ class StreamingSensorDriver(Driver):
             recorder_size=config.recorder_chunks,
             port_health=bus.health,
         )
+        bus.reader = self.reader
         self._window: dict[str, list[float]] = {}
         self._window_start = time.monotonic()
         self._last_good: float | None = None
@@ -169,7 +170,12 @@ class StreamingSensorDriver(Driver):
     # -- diagnostics --------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return {**super().status(), "serial": self.reader.stats(), "silent": self._silent_status}
+        return {
+            **super().status(),
+            "serial": self.reader.stats(),
+            "silent": self._silent_status,
+            "flight_recorder": self.reader.recorder.snapshot(),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {
