@@ -126,3 +126,52 @@ def test_bin_below_bottom_is_clamped_and_flagged() -> None:
     assert fill.status == OUT_OF_RANGE and fill.value == 0.0 and "below the bottom" in fill.detail
     distance = [r for r in readings if r.metric == "distance"][0]
     assert distance.status == OK and distance.value == 1500.0
+
+
+_SET_CLOCK_SCRIPT = r"""
+import json, logging, os, sys, time
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
+from drivers.codecs import nmea
+from drivers.serial.nmea_gps import NmeaGpsConfig, NmeaGpsDriver
+from test_serial_sensors import make
+drv, readings, marks = make(NmeaGpsDriver, NmeaGpsConfig, time_source="set")
+off = time.gmtime(time.time() - 3600)
+rmc = nmea.build_sentence("GPRMC,%s,A,4807.038,N,01131.000,E,0.0,0.0,%s,,,A" % (time.strftime("%H%M%S", off), time.strftime("%d%m%y", off)))
+if os.geteuid() == 0:
+    # Drop root (after importing and building: the interpreter may live under /root) so
+    # setting the clock fails as it does for the agent's own user; this test
+    # must never change the host's clock.
+    os.setgid(65534)
+    os.setuid(65534)
+drv.handle_events(nmea.scan(rmc + rmc)[0])
+print(json.dumps({"time": drv.status()["time"], "marks": len(marks)}))
+"""
+
+
+def test_gps_set_without_privilege_reports_and_does_not_mark(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    script = tmp_path / "set_clock.py"
+    script.write_text(_SET_CLOCK_SCRIPT)
+    os_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run([sys.executable, str(script), str(root)], capture_output=True, text=True, timeout=120, env=os_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["marks"] == 0, "a clock that could not be set is not marked synchronised"
+    assert result["time"]["synced"] is False
+    assert "CAP_SYS_TIME" in result["time"]["last_action"]
+    assert 3590 < result["time"]["offset"] < 3610
+    assert "cannot set the system clock" in proc.stderr
+
+
+def test_gps_set_mode_with_a_right_clock_only_validates() -> None:
+    drv, _, marks = make(NmeaGpsDriver, NmeaGpsConfig, time_source="set")
+    now = time.gmtime()
+    fix = nmea.build_sentence(f"GPRMC,{time.strftime('%H%M%S', now)},A,4807.038,N,01131.000,E,0.0,0.0,{time.strftime('%d%m%y', now)},,,A")
+    drv.handle_events(nmea.scan(fix)[0])
+    assert marks == [1]
+    assert drv.status()["time"]["last_action"].startswith("validated")
