@@ -91,3 +91,9 @@ def encode_frame(value, digits=4):
     if len(text) < digits:
         text = "0" * (digits - len(text)) + text
     return ("R" + text + "\r").encode()
+
+
+# Public for tools that need where frames start and end (diag serial sniff):
+# scan_stream(buf, SYNC, parse_at) with a wrapper around parse_at.
+SYNC = _SYNC
+parse_at = _parse

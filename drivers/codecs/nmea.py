@@ -233,3 +233,9 @@ def _parse(buf, i):
 def scan(buf):
     """Decode every sentence in `buf`: (events, rest) -- see drivers.codecs.scanning."""
     return scan_stream(buf, _SYNC, _parse)
+
+
+# Public for tools that need where frames start and end (diag serial sniff):
+# scan_stream(buf, SYNC, parse_at) with a wrapper around parse_at.
+SYNC = _SYNC
+parse_at = _parse

@@ -104,3 +104,9 @@ def encode_frame(values, version=0x97, error_code=0):
     words = [int(values.get(name, 0)) & 0xFFFF for name in FIELDS]
     body = _SYNC + struct.pack(">H", LENGTH_FIELD) + struct.pack(">12H", *words) + bytes([version & 0xFF, error_code & 0xFF])
     return body + struct.pack(">H", checksum(body))
+
+
+# Public for tools that need where frames start and end (diag serial sniff):
+# scan_stream(buf, SYNC, parse_at) with a wrapper around parse_at.
+SYNC = _SYNC
+parse_at = _parse

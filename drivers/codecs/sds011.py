@@ -124,3 +124,9 @@ def encode_frame(pm2_5, pm10, device_id=0x1234):
     b = int(round(pm10 * 10))
     data = bytes([a & 0xFF, (a >> 8) & 0xFF, b & 0xFF, (b >> 8) & 0xFF, device_id & 0xFF, (device_id >> 8) & 0xFF])
     return bytes([HEAD, DATA_CMD]) + data + bytes([checksum(data), TAIL])
+
+
+# Public for tools that need where frames start and end (diag serial sniff):
+# scan_stream(buf, SYNC, parse_at) with a wrapper around parse_at.
+SYNC = _SYNC
+parse_at = _parse
