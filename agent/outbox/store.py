@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -76,6 +77,8 @@ class Store(CapsMixin):
         self.seqfile = SeqFile(path + ".seq")
         self.seq_block = seq_block
         self.conn: sqlite3.Connection | None = None
+        self._ckpt: sqlite3.Connection | None = None  # the sync thread's own connection
+        self._ckpt_lock = threading.Lock()
         self.next_seq = 1
         self.rows = 0
         self._reserved = 0
@@ -125,6 +128,8 @@ class Store(CapsMixin):
             conn.execute("PRAGMA synchronous=NORMAL")
             # Keep the -wal file from staying huge after a burst (a big flash write each time).
             conn.execute("PRAGMA journal_size_limit=8388608")
+            # checkpoints run on the sync thread (see sync); this is the backstop (40 MB of log)
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
             conn.executescript(_SCHEMA)
             conn.execute("BEGIN")
             conn.execute("INSERT OR IGNORE INTO meta VALUES('next_seq', 1)")
@@ -152,6 +157,7 @@ class Store(CapsMixin):
 
     def move_aside(self) -> str:
         """Rename the database (and its journal files) to <path>.corrupt-<time>; returns the new name."""
+        self._close_checkpointer()
         if self.conn is not None:
             try:
                 self.conn.close()
@@ -173,6 +179,7 @@ class Store(CapsMixin):
         return report
 
     def close(self) -> None:
+        self._close_checkpointer()
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -350,11 +357,14 @@ class Store(CapsMixin):
     # -- durability ------------------------------------------------------------
 
     def sync(self) -> None:
-        """Make every committed transaction durable: fsync the write-ahead log.
+        """Make every committed transaction durable, then checkpoint; runs on the sync thread.
 
-        With synchronous=NORMAL a commit only writes the log; SQLite syncs it at
-        checkpoints. Syncing it here on an interval bounds what a power cut can
-        take without an fsync per commit.
+        With synchronous=NORMAL a commit only writes the log. Syncing it here on
+        an interval bounds what a power cut can take without an fsync per commit.
+        The checkpoint (copying the log into the database) also runs here, on a
+        connection of this thread, so its writes and syncs never stall a commit
+        or a send on the outbox thread; SQLite's own automatic checkpoint on the
+        committing connection is only a backstop.
         """
         for suffix in ("-wal", ""):
             try:
@@ -365,6 +375,24 @@ class Store(CapsMixin):
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        with self._ckpt_lock:
+            if self.conn is None:
+                return  # closed or being replaced
+            if self._ckpt is None:
+                self._ckpt = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.5)
+            try:
+                self._ckpt.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError:
+                pass  # the log is synced, which is the promise; the next interval checkpoints
+
+    def _close_checkpointer(self) -> None:
+        with self._ckpt_lock:
+            if self._ckpt is not None:
+                try:
+                    self._ckpt.close()
+                except sqlite3.Error:
+                    pass
+                self._ckpt = None
 
 
 def _closed(conn: sqlite3.Connection) -> bool:
