@@ -139,3 +139,33 @@ def test_damaged_payload_stops_first_boot_with_a_marker(trixie: Kit, tmp_path: P
     assert "damaged" in (boot / "edge-agent/FIRSTBOOT-FAILED").read_text()
     assert not (root / "etc/edge-agent").exists()
     assert not calls.exists() or "useradd" not in calls.read_text()
+
+
+def test_image_without_python3_venv_bootstraps_pip_from_the_card(trixie: Kit, tmp_path: Path) -> None:
+    import ensurepip
+    import shutil
+    import sys
+
+    bundled = sorted((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl"))
+    if not bundled:
+        pytest.skip("this Python has no bundled pip wheel")
+    house = tmp_path / "house"
+    shutil.copytree(trixie.wheelhouse, house)
+    shutil.copy(bundled[-1], house)
+    root, calls, env = make_root(tmp_path)
+    # python3 as on an image without python3-venv: `-m venv` fails unless --without-pip
+    stub = tmp_path / "stubs" / "python3"
+    stub.write_text(f'#!/bin/sh\ncase "$*" in *"-m venv"*--without-pip*) exec {sys.executable} "$@";;\n'
+                    f'  *"-m venv"*) echo "ensurepip is not available" >&2; exit 1;;\nesac\nexec {sys.executable} "$@"\n')
+    stub.chmod(0o755)
+    out = tmp_path / "card.img"
+    argv = trixie.args(out, "--wheelhouse", str(house)) + ["--inventory", str(tmp_path / "inv")]  # the last one wins
+    assert main(argv) == 0
+    boot = extract_boot(out, root / "boot" / "firmware")
+    result = subprocess.run(["bash", str(boot / "edge-agent/setup.sh"), "agent"], env=env, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ensurepip is not available" in result.stderr  # the fallback really ran
+    venv_python = root / "opt/edge-agent/venv/bin/python"
+    probe = subprocess.run([str(venv_python), "-c", "import edge_agent_probe, pip"], capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr

@@ -82,3 +82,18 @@ def test_hostname_and_block_size() -> None:
     assert block_size("4M") == 4 << 20 and block_size("1024K") == 1 << 20
     with pytest.raises(Exception, match="multiple of 4K"):
         block_size("100000")
+
+
+def test_unknown_time_zone_is_refused(tmp_path) -> None:
+    import zoneinfo
+
+    from tools.flashing.payload import Settings
+
+    if not zoneinfo.available_timezones():
+        pytest.skip("no tz database on this machine")
+
+    class Cfg:
+        gateway_id = "gw-1"
+
+    with pytest.raises(FlashError, match="not a tz database name"):
+        Settings(Cfg(), ["ssh-ed25519 AAAA x"], timezone="Europe/Atlantis", unit_text=b"[Unit]\n")  # type: ignore[arg-type]

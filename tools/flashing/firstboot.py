@@ -121,7 +121,7 @@ agent_phase() {
     if [ ! -x "$ROOT$VENV/bin/python" ]; then
         if ! python3 -m venv "$ROOT$VENV"; then
             # Debian without python3-venv: a pip wheel on the card bootstraps pip.
-            pip_wheel="$(ls "$PAYLOAD"/wheels/pip-*.whl 2>/dev/null | head -n 1)"
+            pip_wheel="$(ls "$PAYLOAD"/wheels/pip-*.whl 2>/dev/null | head -n 1 || true)"
             [ -n "$pip_wheel" ] || fail "python3 -m venv failed and no pip wheel is on the card; add pip to the wheelhouse"
             python3 -m venv --without-pip "$ROOT$VENV"
             "$ROOT$VENV/bin/python" "$pip_wheel/pip" install --no-index "$pip_wheel"

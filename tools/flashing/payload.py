@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import shlex
+import zoneinfo
 from pathlib import Path
 
 from .errors import FlashError
@@ -46,7 +47,8 @@ class Settings:
         if not ADMIN_NAME.match(admin_user) or admin_user in RESERVED_USERS:
             raise FlashError(f"admin user name {admin_user!r} is not allowed",
                              "use lower-case letters, digits, - and _ (and not root or edge-agent)")
-        if timezone and not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", timezone):
+        if timezone and (not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", timezone)
+                         or timezone not in (zoneinfo.available_timezones() or {timezone})):
             raise FlashError(f"time zone {timezone!r} is not a tz database name", "use e.g. Europe/Berlin or UTC")
         for server in ntp_servers or []:
             if not re.match(r"^[A-Za-z0-9.:-]+$", server):

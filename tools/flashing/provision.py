@@ -176,6 +176,9 @@ def flash_one(ctx: Context, job: Job) -> dict[str, Any]:
     with open_image(source, str(ctx._scratch)) as opened:
         release = detect_release(opened.volume, opts.mechanism)
         wheels = ctx.wheels(release.python)
+        if not any(w.name.startswith("pip-") for w in wheels):
+            ctx.say("note: no pip wheel in the wheelhouse; first boot relies on the image's python3-venv "
+                    "(add pip to the wheelhouse to be safe)")
         identity = create_identity(config.gateway_id, ca, opts.cert_days)
         ctx.inventory.check_new(config.gateway_id, identity.public_key_sha256, replace=True)
         payload = build_payload(settings, release, identity, hub_ca, wheels)
