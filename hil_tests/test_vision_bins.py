@@ -12,6 +12,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 
 from agent.readings import Reading
 from agent.runtime.clock import Clock
@@ -21,6 +22,8 @@ from agent.vision.supervisor import VisionSupervisor
 from hil_tests.emulators.mjpeg_server import MjpegServer
 from hil_tests.emulators.scenes import BinScene, BinSpec, Walker
 from hil_tests.vision_support import MODELS
+
+pytestmark = pytest.mark.slow  # about 25 s on 2 busy cores
 
 LEVELS = {"bin1": 0.2, "bin2": 0.6, "bin3": 0.97}
 STEP = 0.05
@@ -40,7 +43,7 @@ def test_fill_levels_and_overflow_from_recorded_references(tmp_path) -> None:
     specs = [BinSpec("bin1", x=-2.0, y=0.0, levels=((0, LEVELS["bin1"]),)),
              BinSpec("bin2", x=0.0, y=0.3, levels=((0, LEVELS["bin2"]),), colour=(150, 90, 30)),
              BinSpec("bin3", x=2.0, y=-0.2, levels=((0, LEVELS["bin3"]),), colour=(40, 40, 40))]
-    scene = BinScene(specs, duration_s=12, fps=5, walkers=[Walker(100, y=0.1, t0=1.0, speed=3.0)])
+    scene = BinScene(specs, duration_s=8, fps=5, walkers=[Walker(100, y=0.1, t0=1.0, speed=3.0)])
     levels_clip = [scene.render(i)[0] for i in range(scene.n_frames)]
     empty = [scene.render_levels({b.name: 0.0 for b in specs}, index=i) for i in range(3)]
     full = [scene.render_levels({b.name: 1.0 for b in specs}, index=i) for i in range(3)]
@@ -78,7 +81,7 @@ def test_fill_levels_and_overflow_from_recorded_references(tmp_path) -> None:
                     ref = cv2.imread(path)
                     assert ref is not None and ref.shape[0] > 20  # the region, not the whole frame
                 camera.set_frames(levels_clip)
-                await analysed_more(40)
+                await analysed_more(25)
                 vs.flush()
                 assert vs.status()["depot"]["reference_errors"] == {}
             finally:

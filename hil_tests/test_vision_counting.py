@@ -10,7 +10,10 @@ from collections import Counter
 import pytest
 
 from agent.vision.config import CameraConfig, LineConfig
+from hil_tests.emulators.scenes import StreetScene
 from hil_tests.vision_support import run_files, separated_traffic, truth_counts
+
+pytestmark = pytest.mark.slow  # each test 20-40 s on 2 busy cores, most of it rendering the clips
 
 LINE = LineConfig(name="centre", start=(0.5, 1.0), end=(0.5, 0.0))  # bottom->top: left->right is "in"
 
@@ -21,7 +24,7 @@ def within(got: int, truth: int, share: float = 0.03) -> bool:
 
 @pytest.fixture(scope="module")
 def separated_clip(tmp_path_factory):
-    scene = separated_traffic(24, seed=11)
+    scene = separated_traffic(20, seed=11)
     path = tmp_path_factory.mktemp("clips") / "separated.avi"
     truths = scene.write_video(str(path))
     return path, truth_counts(scene, truths, scene.size[0] / 2)
@@ -38,3 +41,30 @@ def test_motion_counter_counts_every_vehicle_in_the_right_direction(separated_cl
     assert within(got[("vehicles_in", "line=centre")], truth_in), (got, truth)
     assert within(got[("vehicles_out", "line=centre")], truth_out), (got, truth)
     assert run.status["road"]["frames_dropped"] == 0
+
+
+@pytest.fixture(scope="module")
+def random_traffic_clip(tmp_path_factory):
+    """Poisson traffic in four lanes: overtaking (one car hiding another),
+    a lamp post in front, all classes, speeds, a passing cloud."""
+    scene = StreetScene.random(seed=21, duration_s=50, fps=10, size=(640, 360), per_lane_per_min=10)
+    path = tmp_path_factory.mktemp("clips") / "traffic.avi"
+    truths = scene.write_video(str(path))
+    return path, truth_counts(scene, truths, scene.size[0] / 2)
+
+
+def test_shipped_vehicle_model_counts_random_traffic_by_direction(random_traffic_clip, tmp_path) -> None:
+    path, truth = random_traffic_clip
+    cam = CameraConfig(name="road", source=str(path), model="vehicle_tiny", realtime=False, detect_fps=5, lines=[LINE], report_interval=3600)
+    run = asyncio.run(run_files([cam], str(tmp_path)))
+    got = run.counts("road")
+    by_dir: Counter = Counter()
+    for (metric, _), n in got.items():
+        by_dir[metric.rsplit("_", 1)[1]] += n
+    truth_dir: Counter = Counter()
+    for (_, d), n in truth.items():
+        truth_dir[d] += n
+    assert truth_dir["in"] >= 10 and truth_dir["out"] >= 10
+    assert within(by_dir["in"], truth_dir["in"]), (got, truth)
+    assert within(by_dir["out"], truth_dir["out"]), (got, truth)
+    assert run.status["road"]["model"] == "vehicle_tiny"

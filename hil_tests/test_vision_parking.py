@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from agent.vision.bays import bay_box, reference_path
 from agent.vision.bins import save_region
 from agent.vision.config import CameraConfig, ZoneConfig
@@ -17,6 +19,8 @@ from hil_tests.vision_support import run_files
 STAYS = [Stay(1, "A2", t_arrive=-1, t_leave=12), Stay(2, "B4", t_arrive=-1, t_leave=1e9), Stay(3, "A4", t_arrive=6, t_leave=26),
          Stay(4, "B1", t_arrive=10, t_leave=1e9), Stay(5, "A2", t_arrive=22, t_leave=1e9), Stay(6, "B3", t_arrive=16, t_leave=30)]
 
+pytestmark = pytest.mark.slow  # about 30 s on 2 busy cores (rendering the clip is most of it)
+
 
 def collapse(seq: list) -> list:
     return [v for i, v in enumerate(seq) if i == 0 or v != seq[i - 1]]
@@ -24,9 +28,9 @@ def collapse(seq: list) -> list:
 
 def test_bays_free_and_occupied_follow_the_truth(tmp_path) -> None:
     lighting = Lighting(((0, 1.0), (15, 0.75), (30, 1.05)), noise_sigma=2.0)
-    scene = ParkingScene(STAYS, duration_s=36, fps=5, seed=4, lighting=lighting)
+    scene = ParkingScene(STAYS, duration_s=34, fps=5, size=(480, 270), seed=4, lighting=lighting)
     truths = scene.write_video(str(tmp_path / "lot.avi"))
-    empty_lot = ParkingScene([], duration_s=1, fps=5, seed=4).render(0)[0]
+    empty_lot = ParkingScene([], duration_s=1, fps=5, size=(480, 270), seed=4).render(0)[0]
     bays = [ZoneConfig(name=n.lower(), kind="bay", area="lot", polygon=p, occupancy="reference", debounce=2.0)
             for n, p in scene.bay_polygons(normalised=True).items()]
     for z in bays:  # the install step: the lot photographed empty

@@ -18,6 +18,8 @@ from agent.vision.supervisor import VisionSupervisor
 from hil_tests.emulators.mjpeg_server import MjpegServer
 from hil_tests.vision_support import MODELS, separated_traffic
 
+pytestmark = pytest.mark.slow  # about 30 s on 2 busy cores
+
 LINE = LineConfig(name="centre", start=(0.5, 1.0), end=(0.5, 0.0))
 STEP = 0.05
 

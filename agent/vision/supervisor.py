@@ -81,7 +81,7 @@ class VisionSupervisor:
                 self._analysed_seen.clear()
                 self.log.info("vision worker started (pid %s) for %d camera(s)", self.handle.pid, len(self.cameras))
                 reason = await self._watch(self.handle)
-                self.handle.kill()
+                await asyncio.to_thread(self.handle.kill)  # reaping may take a moment: not on the loop
                 self._fail_pending(f"vision worker {reason}")
                 if self._closing:
                     break
@@ -208,7 +208,7 @@ class VisionSupervisor:
             while h.alive() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             self._handle_messages(h.drain())
-            h.kill()
+            await asyncio.to_thread(h.kill)
         elif h is not None:
             self._handle_messages(h.drain())
         self._fail_pending("vision is shutting down")
@@ -255,7 +255,7 @@ class VisionSupervisor:
             raise RuntimeError("the vision worker is busy with other requests; try again in a few seconds")
         try:
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._pending.pop(req, None)
             raise RuntimeError(f"the vision worker did not answer within {timeout:.0f} s; check `edge-agent diag status`") from None
 
