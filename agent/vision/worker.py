@@ -119,6 +119,11 @@ def worker_main(cameras: list[dict], vision: dict, data_dir: str, results: Any, 
     heartbeat.value = time.monotonic()
     parent = os.getppid()
     vcfg = VisionConfig.model_validate(vision)
+    import cv2
+
+    # OpenCV's own thread pool (resize, colour conversion) would compete with
+    # onnxruntime's threads; one budget for both keeps the agent's core free
+    cv2.setNumThreads(vcfg.onnx_threads)
     cams = _build(vcfg, [CameraConfig.model_validate(c) for c in cameras], data_dir, log, heartbeat)
     out.send(("ready", {c.cam.name: {"model": c.pipe.info.get("model") if c.pipe else None, "error": c.error} for c in cams}))
     for c in cams:

@@ -48,9 +48,6 @@ class Zone:
         self.classes = set(cfg.classes or classes)
         self.polygon = np.array([[x * width, y * height] for x, y in cfg.polygon], dtype=np.float32)
         self.state = Debounced(cfg.debounce)
-        self.occupied_s = 0.0  # seconds occupied since the last take_ratio()
-        self.observed_s = 0.0
-        self._last_t: float | None = None
 
     def contains(self, x: float, y: float) -> bool:
         return cv2.pointPolygonTest(self.polygon, (float(x), float(y)), False) >= 0
@@ -73,22 +70,9 @@ class Zone:
 
     def update_raw(self, raw: int, t: float) -> bool:
         """Feed the undebounced value (object count, or 0/1 for a bay);
-        True when the reported value changed."""
-        if self._last_t is not None and self.state.value is not None:
-            dt = max(t - self._last_t, 0.0)
-            self.observed_s += dt
-            if self.state.value > 0:
-                self.occupied_s += dt
-        self._last_t = t
+        True when the reported value changed. (The share of time occupied
+        is computed by the agent from the changes, per report interval.)"""
         return self.state.update(raw, t)
-
-    def take_ratio(self) -> float | None:
-        """Share of the time since the last call the zone was occupied, 0..1."""
-        if self.observed_s <= 0:
-            return None
-        r = self.occupied_s / self.observed_s
-        self.occupied_s = self.observed_s = 0.0
-        return r
 
 
 def free_spaces(bays: dict[str, int | None]) -> int | None:
