@@ -151,6 +151,8 @@ class CameraConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> CameraConfig:
+        if self.name == "worker":
+            raise ValueError("camera name 'worker' is reserved (the status reports the vision worker under it); choose another name")
         for kind, items in (("line", self.lines), ("zone", self.zones), ("bin", self.bins)):
             names = [i.name for i in items]
             dup = {n for n in names if names.count(n) > 1}
