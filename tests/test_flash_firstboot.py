@@ -16,7 +16,7 @@ from flash_support import Kit, extract_boot, needs_disk_tools
 
 from tools.flashing.cli import main
 
-pytestmark = needs_disk_tools
+pytestmark = [needs_disk_tools, pytest.mark.slow]  # each test 20-30 s on 2 busy cores: a real venv and offline pip install
 STUBS = ("useradd", "usermod", "groupmod", "chown", "systemctl", "logger", "rfkill", "raspi-config")
 
 
