@@ -46,6 +46,8 @@ class Agent:
         self.outbox: Any = None
         self.uplink: Any = None
         self.diag: Any = None
+        self.remote: Any = None
+        self.restart_requested = ""  # set by a remote restart or config update: re-exec after shutdown
         self.started_wall = time.time()
         self._stop = asyncio.Event()
 
@@ -78,6 +80,11 @@ class Agent:
             status=self.status,
         )
         self.supervisor.start("uplink", self.uplink.run)
+        if self.config.remote.enabled:
+            from agent.remote.manager import RemoteManager
+
+            self.remote = RemoteManager(self, log.getChild("remote"))
+            self.remote.start()
 
         self._start_devices()
         if self.config.cameras and self.config.vision.enabled:
@@ -153,12 +160,23 @@ class Agent:
                 loop.add_signal_handler(sig, self.request_stop)
             except (NotImplementedError, RuntimeError):
                 pass
+        from agent.remote.secrets import insecure_secrets
+
+        problems = insecure_secrets(self.config)
+        for problem in problems:
+            log.error("refusing to start: %s", problem)
+        if problems:
+            return 2
         await self.start()
         n_dev, n_cam = len(self.drivers), len(self.config.cameras)
         log.info("agent %s running: gateway %s, %d device(s), %d camera(s), data in %s", __version__, self.config.gateway.id, n_dev, n_cam, self.data_dir)
         self.notifier.ready(f"{n_dev} devices, {n_cam} cameras")
         await self._stop.wait()
         await self.shutdown()
+        if self.restart_requested:
+            from agent.remote.restart import reexec
+
+            reexec(self.restart_requested)
         return 0
 
     async def shutdown(self) -> None:
@@ -178,6 +196,8 @@ class Agent:
             await _bounded(bus.close(), 0.5, f"bus {bus.config.name}")
         if self.diag is not None:
             await _bounded(self.diag.stop(), 0.5, "diagnostics")
+        if self.remote is not None:
+            self.remote.close()
         await _bounded(self.uplink.close(), 1.5, "uplink")
         await self.supervisor.stop(timeout=1.0)
         await _bounded(self.outbox.close(), 2.0, "outbox")
@@ -216,6 +236,7 @@ class Agent:
             "buses": {name: b.status() for name, b in self.buses.items()},
             "cameras": self.vision.status() if self.vision is not None else {},
             "tasks": self.supervisor.status(),
+            "remote": self.remote.status() if self.remote is not None else {},
         }
 
 

@@ -80,6 +80,17 @@ class Uplink:
     def set_command_handler(self, cb: CommandHandler | None) -> None:
         self._handler = cb
 
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """A QoS 1 message on the live session (command results, rebirth); False when offline. Not stored."""
+        session = self._session
+        if session is None or not session.connected:
+            return False
+        try:
+            session.publish(topic, payload, qos=1, retain=retain)
+        except ConnectionError:
+            return False
+        return True
+
     def stats(self) -> dict[str, Any]:
         session = self._session
         return {
