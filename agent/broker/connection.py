@@ -31,6 +31,7 @@ MAX_SUBSCRIPTION_QOS = 1
 KEEP_ALIVE_TIMEOUT, SESSION_TAKEN_OVER, SERVER_SHUTTING_DOWN = 0x8D, 0x8E, 0x8B
 TOPIC_NAME_INVALID, TOPIC_ALIAS_INVALID, PACKET_ID_NOT_FOUND = 0x90, 0x94, 0x92
 DISCONNECT_WITH_WILL = 0x04
+QUOTA_EXCEEDED = 0x97
 WRITE_BUFFER_LIMIT = 256 * 1024
 
 
@@ -268,6 +269,13 @@ class Connection:
             return
         msg = Message(pkt.topic, pkt.payload, pkt.qos, pkt.retain,
                       props.raw if props is not None else b"", origin=session)
+        if pkt.qos == 1 and self.router.should_hold(msg):
+            ack = p.encode_ack(p.PUBACK, pkt.packet_id, self.v5)
+            if not self.router.hold(msg, lambda: session.closed or self.writer.write(ack)):
+                # The client keeps what we do not acknowledge and sends it again
+                # after reconnecting, by when a subscriber may be there.
+                raise ProtocolError("too many messages held for absent subscribers", QUOTA_EXCEEDED)
+            return
         full = self.router.publish(msg)
         if full:
             await self.router.wait_for_room(full)
@@ -297,6 +305,8 @@ class Connection:
         # Retained messages go out after the SUBACK, through the session's queue.
         for topic_filter, opts, is_new in granted:
             self.router.send_retained(self.session, topic_filter, opts, is_new)
+        if granted:
+            self.router.release_held()
 
 
 def _strip_length(block: bytes) -> bytes:

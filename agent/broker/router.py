@@ -4,7 +4,9 @@ the retained messages."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+from collections.abc import Callable
 
 from agent.broker.session import Message, Session, SubOptions
 from agent.broker.topics import SubscriptionTree, filter_matches
@@ -13,13 +15,19 @@ log = logging.getLogger("agent.broker")
 
 
 class Router:
-    def __init__(self, publisher_wait: float) -> None:
+    def __init__(self, publisher_wait: float, hold_limit: int = 0) -> None:
         self.sessions: dict[str, Session] = {}
         self.tree = SubscriptionTree()
         self.retained: dict[str, Message] = {}
         # How long one publish may wait for a slow subscriber's queue to shrink
         # before that subscriber is marked stalled and no longer waited for.
         self.publisher_wait = publisher_wait
+        # QoS 1 messages no subscriber matched, with the PUBACK each still owes
+        # its publisher. A broker that acknowledges what nobody receives lets a
+        # store-and-forward client delete readings no consumer ever saw; holding
+        # the acknowledgement keeps them in the client's outbox instead.
+        self.hold_limit = hold_limit
+        self.held: collections.deque[tuple[Message, Callable[[], None]]] = collections.deque()
 
     # -- sessions -------------------------------------------------------------
 
@@ -31,6 +39,10 @@ class Router:
         return old
 
     def unregister(self, session: Session) -> None:
+        # Its held messages go: unacknowledged, the client sends them again
+        # when it reconnects.
+        if self.held:
+            self.held = collections.deque(h for h in self.held if h[0].origin is not session)
         for topic_filter in list(session.subscriptions):
             self.tree.remove(topic_filter, session)
         session.subscriptions.clear()
@@ -43,6 +55,38 @@ class Router:
         """Add or replace; True if it is new for this session."""
         session.subscriptions[topic_filter] = opts
         return self.tree.add(topic_filter, session, opts)
+
+    # -- held messages ----------------------------------------------------------
+
+    def should_hold(self, msg: Message) -> bool:
+        return bool(self.hold_limit) and msg.qos >= 1 and not msg.retain and not self._has_subscriber(msg.topic)
+
+    def _has_subscriber(self, topic: str) -> bool:
+        return next(iter(self.tree.match(topic)), None) is not None
+
+    def hold(self, msg: Message, acknowledge: Callable[[], None]) -> bool:
+        """Keep `msg` until a subscriber matches; False when the hold is full."""
+        if len(self.held) >= self.hold_limit:
+            return False
+        self.held.append((msg, acknowledge))
+        return True
+
+    def release_held(self) -> int:
+        """Deliver, in order, the held messages that now have a subscriber, and
+        send their publishers the PUBACKs they were owed."""
+        if not self.held:
+            return 0
+        keep: collections.deque[tuple[Message, Callable[[], None]]] = collections.deque()
+        released = 0
+        for msg, acknowledge in self.held:
+            if self._has_subscriber(msg.topic):
+                self.publish(msg)
+                acknowledge()
+                released += 1
+            else:
+                keep.append((msg, acknowledge))
+        self.held = keep
+        return released
 
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         session.subscriptions.pop(topic_filter, None)

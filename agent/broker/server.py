@@ -41,6 +41,7 @@ class EmbeddedBroker:
         max_queued_messages: int = 10_000,
         connect_timeout: float = 10.0,
         publisher_wait: float = 2.0,
+        hold_unrouted: int = 0,
     ) -> None:
         if max_packet_size < 64:
             raise ValueError("max_packet_size must be at least 64 bytes")
@@ -49,7 +50,9 @@ class EmbeddedBroker:
         self._port: int | None = None
         self.settings = Settings(max_packet_size, max_inflight, max_queued_messages,
                                  connect_timeout)
-        self.router = Router(publisher_wait)
+        # hold_unrouted > 0: QoS 1 messages nobody subscribed to are held (up
+        # to this many) with their PUBACK withheld until a subscriber comes.
+        self.router = Router(publisher_wait, hold_unrouted)
         self._server: asyncio.AbstractServer | None = None
         self._connections: dict[asyncio.Task, Connection] = {}
 

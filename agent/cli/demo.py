@@ -45,6 +45,10 @@ async def _demo(args: Any, config: Any) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     data_dir = config.gateway.data_dir
     os.makedirs(data_dir, exist_ok=True)
+    busy = _busy_ports(config)
+    if busy:
+        print(f"demo: ports {', '.join(map(str, busy))} on 127.0.0.1 are in use: is another demo running? Stop it, or change the ports in {args.config}", file=sys.stderr)
+        return 2
     rig = DemoRig(config)
     await rig.start()
     agent_log = os.path.join(data_dir, "agent.log")
@@ -54,11 +58,18 @@ async def _demo(args: Any, config: Any) -> int:
         stdout=log_fh,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the demo only; it stops the agent with SIGTERM
+        preexec_fn=_die_with_parent,
     )
     up = config.uplink
     host = "127.0.0.1" if up.broker == "embedded" else up.host
     port = up.port or 1883
-    store = HubStore(os.path.join(data_dir, "hub.db"))
+    # The hub view starts empty each run; the agent's outbox persists, so
+    # what an earlier run left unsent arrives first.
+    hub_db = os.path.join(data_dir, "hub.db")
+    for leftover in (hub_db, hub_db + "-wal", hub_db + "-shm"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
+    store = HubStore(hub_db)
     listener = HubListener(store, prefix=up.topic_prefix)
     live = sys.stdout.isatty() and not args.plain
     view = HubView(listener, out=sys.stdout, live=live)
@@ -118,6 +129,33 @@ async def _connect(sub: Any, host: str, port: int, agent: subprocess.Popen[bytes
             if time.monotonic() > deadline or agent.poll() is not None or stop.is_set():
                 raise SystemExit(f"demo: cannot reach the broker at {host}:{port}: {exc}") from None
             await asyncio.sleep(0.2)
+
+
+def _die_with_parent() -> None:
+    # A demo killed outright (SIGKILL, closed terminal) must not leave its
+    # agent behind holding the demo's ports: Linux sends it SIGTERM then.
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _busy_ports(config: Any) -> list[int]:
+    import socket
+
+    wanted = [b.port for b in config.buses if b.type == "modbus_tcp" and b.host in ("127.0.0.1", "localhost")]
+    if config.uplink.broker == "embedded" and config.uplink.port:
+        wanted.append(config.uplink.port)
+    busy = []
+    for port in wanted:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(port)
+    return busy
 
 
 def _stop_agent(agent: subprocess.Popen[bytes]) -> int:

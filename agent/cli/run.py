@@ -16,10 +16,16 @@ def register(sub: Any) -> None:
 
 
 def handle(args: Any) -> int:
-    from agent.runtime.app import Agent
+    import logging
+
+    from agent.runtime.app import Agent, StartupError
     from agent.runtime.logs import setup_logging
 
     config = load_or_exit(args.config)
     setup_logging(args.log_level or config.gateway.log_level)
     agent = Agent(config, config_path=args.config)
-    return asyncio.run(agent.run())
+    try:
+        return asyncio.run(agent.run())
+    except StartupError as exc:
+        logging.getLogger("edge_agent").error("cannot start: %s", exc)
+        return 1

@@ -30,6 +30,10 @@ log = logging.getLogger("edge_agent")
 SHUTDOWN_BUDGET = 5.0  # seconds; systemd's TimeoutStopSec is larger
 
 
+class StartupError(Exception):
+    """The agent cannot start; the message says why and what to do."""
+
+
 class Agent:
     def __init__(self, config: Any, *, config_path: str = "") -> None:
         self.config = config
@@ -58,7 +62,13 @@ class Agent:
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
-        os.makedirs(self.data_dir, exist_ok=True)
+        try:
+            os.makedirs(self.data_dir, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot create the data directory {self.data_dir}: {exc.strerror}; create it writable by the agent's user "
+                "(the systemd unit's StateDirectory does) or set [gateway] data_dir"
+            ) from None
         from agent.outbox import Outbox
         from agent.uplink import Uplink
 
@@ -108,10 +118,18 @@ class Agent:
         if up.broker == "embedded":
             from agent.broker import EmbeddedBroker
 
-            self.broker = EmbeddedBroker(host="127.0.0.1", port=up.port)
-            port = await self.broker.start()
-            log.info("embedded MQTT broker listening on 127.0.0.1:%d (loopback only)", port)
-            return "127.0.0.1", port
+            # The embedded broker is the hub's door on this machine: it holds
+            # the uplink's messages (and their PUBACKs) until a consumer has
+            # subscribed, so readings stay in the outbox rather than being
+            # acknowledged to nobody. The uplink's in-flight window bounds the hold.
+            self.broker = EmbeddedBroker(host="127.0.0.1", port=up.port, hold_unrouted=10_000)
+            try:
+                return "127.0.0.1", await self.broker.start()
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot start the embedded MQTT broker on 127.0.0.1:{up.port}: {exc.strerror}; another agent or demo may be "
+                    f"running (see `ss -ltnp 'sport = :{up.port}'`), or set [uplink] port to a free port"
+                ) from None
         return up.host, up.port or (8883 if up.tls else 1883)
 
     def _start_devices(self) -> None:
@@ -167,7 +185,11 @@ class Agent:
             log.error("refusing to start: %s", problem)
         if problems:
             return 2
-        await self.start()
+        try:
+            await self.start()
+        except StartupError:
+            await self.shutdown()
+            raise
         n_dev, n_cam = len(self.drivers), len(self.config.cameras)
         log.info("agent %s running: gateway %s, %d device(s), %d camera(s), data in %s", __version__, self.config.gateway.id, n_dev, n_cam, self.data_dir)
         self.notifier.ready(f"{n_dev} devices, {n_cam} cameras")
@@ -198,9 +220,11 @@ class Agent:
             await _bounded(self.diag.stop(), 0.5, "diagnostics")
         if self.remote is not None:
             self.remote.close()
-        await _bounded(self.uplink.close(), 1.5, "uplink")
+        if self.uplink is not None:
+            await _bounded(self.uplink.close(), 1.5, "uplink")
         await self.supervisor.stop(timeout=1.0)
-        await _bounded(self.outbox.close(), 2.0, "outbox")
+        if self.outbox is not None:
+            await _bounded(self.outbox.close(), 2.0, "outbox")
         if self.broker is not None:
             await _bounded(self.broker.stop(), 0.5, "embedded broker")
         log.info("stopped in %.2f s", time.monotonic() - started)
