@@ -97,3 +97,21 @@ def test_unknown_time_zone_is_refused(tmp_path) -> None:
 
     with pytest.raises(FlashError, match="not a tz database name"):
         Settings(Cfg(), ["ssh-ed25519 AAAA x"], timezone="Europe/Atlantis", unit_text=b"[Unit]\n")  # type: ignore[arg-type]
+
+
+def test_encrypted_ca_key_needs_its_passphrase(tmp_path, monkeypatch) -> None:
+    from cryptography import x509
+    from flash_support import make_ca
+
+    from tools.flashing.identity import CertificateAuthority, create_identity
+
+    ca_dir = make_ca(tmp_path / "ca", encrypted=b"s3cret-pass")
+    monkeypatch.delenv("EDGE_CA_PASSPHRASE", raising=False)
+    with pytest.raises(FlashError, match="is encrypted") as info:
+        CertificateAuthority.load(ca_dir)
+    assert "EDGE_CA_PASSPHRASE" in info.value.hint
+    monkeypatch.setenv("EDGE_CA_PASSPHRASE", "s3cret-pass")
+    ca = CertificateAuthority.load(ca_dir)
+    one, two = create_identity("gw-1", ca), create_identity("gw-1", ca)
+    assert one.key_pem != two.key_pem and one.fingerprint != two.fingerprint  # never reused
+    x509.load_pem_x509_certificate(one.cert_pem).verify_directly_issued_by(ca.cert)
