@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,8 +79,18 @@ def main_bench() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--dir", help="where image and targets go (default: a temp dir under /tmp)")
     args = p.parse_args()
+    if args.size_mb < 400:
+        p.error("--size-mb must be at least 400 (the boot partition alone is 300 MiB)")
     work = Path(args.dir or tempfile.mkdtemp(prefix="bench-flash-"))
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        run_rounds(args, work)
+    finally:
+        if not args.dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_rounds(args: argparse.Namespace, work: Path) -> None:
     kit = Kit(work, "trixie")
     image = build_image(work / "bench.img", "trixie", boot_mb=300, root_mb=args.size_mb - 301)
     size = image.stat().st_size
