@@ -19,6 +19,7 @@ re-opened with capped exponential backoff; the thread never gives up.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -32,6 +33,7 @@ import numpy as np
 from agent.vision.config import CameraConfig
 from drivers.base import Backoff
 
+_PREFETCH = 2  # frames decoded ahead when a file is analysed at media time
 _URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "tcp://", "udp://", "rtmp://")
 
 
@@ -81,7 +83,9 @@ class FrameSource:
         self.kind = source_kind(cam.source)
         self._opener = opener
         self._cond = threading.Condition()
-        self._frame: Frame | None = None
+        # live: only the newest frame; files at media time: a short queue so
+        # the next frame is decoded while the current one is analysed
+        self._frames: collections.deque[Frame] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = 0
@@ -96,18 +100,15 @@ class FrameSource:
     # --- consumer side -------------------------------------------------
     def take(self) -> Frame | None:
         with self._cond:
-            f, self._frame = self._frame, None
-            if f is not None:
-                self._cond.notify_all()
+            if not self._frames:
+                return None
+            f = self._frames.popleft()
+            self._cond.notify_all()
             return f
-
-    def peek(self) -> Frame | None:
-        with self._cond:
-            return self._frame
 
     @property
     def finished(self) -> bool:
-        return self.state == "ended" and self._frame is None
+        return self.state == "ended" and not self._frames
 
     def stalled(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -141,12 +142,13 @@ class FrameSource:
         with self._cond:
             if wait:
                 # files at media time: hand every due frame over, never drop
-                while self._frame is not None and not self._stop.is_set():
+                while len(self._frames) >= _PREFETCH and not self._stop.is_set():
                     self._cond.wait(0.5)
-            elif self._frame is not None:
-                self.frames_dropped += 1
+            elif self._frames:
+                self.frames_dropped += len(self._frames)
+                self._frames.clear()
             self._seq += 1
-            self._frame = Frame(self._seq, image, t, now)
+            self._frames.append(Frame(self._seq, image, t, now))
             self.frames_read += 1
             self.last_frame_at = now
             self.size = (image.shape[1], image.shape[0])
