@@ -154,6 +154,9 @@ class Bus:
     """A shared connection. Subclasses serialise access (one request at a time)."""
 
     Config: ClassVar[type[BusConfig]]
+    # How many devices may share this bus (None: no limit). A serial port
+    # carrying a streaming sensor cannot be shared, an RS-485 line can.
+    max_devices: ClassVar[int | None] = None
 
     def __init__(self, config: BusConfig, log: logging.Logger) -> None:
         self.config = config

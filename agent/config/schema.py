@@ -46,6 +46,7 @@ def _check_cross_references(cfg: Any) -> Any:
             issues.append((("buses", i, "name"), f"bus name {bus.name!r} is used twice; each bus needs its own name"))
         bus_types[bus.name] = bus.type
     names: dict[str, str] = {}
+    users: dict[str, list[int]] = {}
     for i, dev in enumerate(cfg.devices):
         if dev.name in names:
             issues.append((("devices", i, "name"), f"device name {dev.name!r} is already used by a {names[dev.name]}; names must be unique on the gateway"))
@@ -58,6 +59,12 @@ def _check_cross_references(cfg: Any) -> Any:
                 issues.append((("devices", i, "bus"), f"bus {bus_name!r} is not defined in [[buses]] (defined: {known})"))
             elif bus_types[bus_name] not in wanted:
                 issues.append((("devices", i, "bus"), f"bus {bus_name!r} is of type {bus_types[bus_name]!r} but driver {dev.driver!r} needs one of: {', '.join(wanted)}"))
+            else:
+                users.setdefault(bus_name, []).append(i)
+                limit = registry.bus_class(bus_types[bus_name]).max_devices
+                if limit is not None and len(users[bus_name]) > limit:
+                    first = cfg.devices[users[bus_name][0]].name
+                    issues.append((("devices", i, "bus"), f"bus {bus_name!r} ({bus_types[bus_name]}) already carries device {first!r} and takes {limit}; give each sensor its own [[buses]] entry (port)"))
     for i, cam in enumerate(cfg.cameras):
         if cam.name in names:
             issues.append((("cameras", i, "name"), f"camera name {cam.name!r} is already used by a {names[cam.name]}; names must be unique on the gateway"))

@@ -39,6 +39,7 @@ class SerialBus(Bus):
     """Holds the port settings; PortReader does the opening and reading."""
 
     Config = SerialBusConfig
+    max_devices = 1  # the reader locks the port exclusively
 
     def __init__(self, config: SerialBusConfig, log: logging.Logger) -> None:  # type: ignore[override]
         super().__init__(config, log)
