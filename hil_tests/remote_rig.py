@@ -71,3 +71,39 @@ async def result(hub: HubClient, cid: str, timeout: float = 20.0) -> dict:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+class AgentProcess:
+    """`python -m agent.cli.main run --config FILE` as systemd would start it; output goes to a file."""
+
+    def __init__(self, cfg: Path, log_file: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.log_file = log_file
+        root = Path(__file__).resolve().parents[1]
+        with open(log_file, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg), *args],
+                cwd=root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    def stop(self) -> int:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode

@@ -37,6 +37,12 @@ class ConfigUpdater:
 
     # -- the command ----------------------------------------------------------
 
+    def precheck(self, cmd: Command) -> None:
+        """Refusals decided before `accepted`: a version that is not newer is a downgrade."""
+        version, current = cmd.args.get("version"), self.mgr.state.get("config_version", 0)
+        if isinstance(version, int) and not isinstance(version, bool) and version <= current:
+            raise Refused("downgrade", f"config version {version} is not newer than the running version {current}; send a higher version")
+
     async def handle(self, cmd: Command) -> dict[str, Any]:
         from agent.config.errors import ConfigError
         from agent.config.loader import load_config_text
@@ -46,9 +52,8 @@ class ConfigUpdater:
         text, version = cmd.args.get("config"), cmd.args.get("version")
         if not isinstance(text, str) or isinstance(version, bool) or not isinstance(version, int):
             raise CommandFailed("args.config (the TOML text) and args.version (an integer, higher than the running one) are required")
+        self.precheck(cmd)
         current = mgr.state.get("config_version", 0)
-        if version <= current:
-            raise Refused("downgrade", f"config version {version} is not newer than the running version {current}; send a higher version")
         if not mgr.agent.config_path:
             raise CommandFailed("the agent was started without a config file, so there is nothing to replace")
         try:

@@ -45,6 +45,7 @@ class RemoteManager:
         self.config_updater = ConfigUpdater(self)
         self.handlers: dict[str, Handler] = dict(commands_basic.HANDLERS)
         self.handlers["config"] = lambda mgr, cmd: self.config_updater.handle(cmd)
+        self.prechecks: dict[str, Callable[[Command], None]] = {"config": self.config_updater.precheck}
         self.models: Any = None
         try:
             from agent.remote.model_update import ModelUpdater
@@ -100,6 +101,9 @@ class RemoteManager:
             if cmd.signed_by is None and (name in SIGNED_ONLY or self.config.require_signed_commands):
                 raise Refused("unsigned", f"command {name!r} must be signed with a key in [remote] trusted_keys")
             self.replay.check_and_remember(cmd.nonce, cmd.ts)
+            precheck = self.prechecks.get(name)
+            if precheck is not None:
+                precheck(cmd)
         except Refused as exc:
             self.refuse(name, peek_id(payload), exc)
             return
