@@ -52,6 +52,7 @@ class RemoteManager:
 
             self.models = ModelUpdater(self)
             self.handlers["model"] = lambda mgr, cmd: self.models.handle(cmd)
+            self.prechecks["model"] = self.models.accept
         except ImportError:  # a build without vision (no onnxruntime): no model updates
             pass
         self.log_level_timer: asyncio.TimerHandle | None = None
@@ -90,9 +91,9 @@ class RemoteManager:
 
     def on_command(self, topic: str, payload: bytes) -> None:
         name = topic.rsplit("/cmd/", 1)[-1]
-        if name == "model_chunk":
+        if name.startswith("model_chunk/"):
             if self.models is not None:
-                self.models.chunk(payload)
+                self.models.chunk(name, payload)
             return
         try:
             cmd = parse(name, payload, gateway=self.gateway, trusted=self.trusted)
