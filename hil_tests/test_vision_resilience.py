@@ -112,6 +112,13 @@ def test_stream_lost_and_back_is_recovered(traffic_clip, tmp_path) -> None:
                 await wait_for(lambda: stats().get("state") == "streaming" and stats().get("frames_analysed", 0) >= analysed + 10, "stream back", vs)
                 assert stats()["reconnects"] >= 1 and vs.restarts == 0  # the reader recovered, not a worker restart
                 assert camera.connections >= 2
+                # a camera that keeps the connection but stops sending: stalled, re-opened after stall_timeout
+                connections = camera.connections
+                camera.set_stalled(True)
+                await wait_for(lambda: camera.connections > connections, "re-opened while stalled", vs)
+                camera.set_stalled(False)
+                analysed = stats()["frames_analysed"]
+                await wait_for(lambda: stats().get("frames_analysed", 0) >= analysed + 10, "frames after the stall", vs)
             finally:
                 await vs.close()
                 task.cancel()

@@ -4,6 +4,7 @@ taken down and brought back to test stream loss and recovery.
 
     with MjpegServer(frames, fps=10) as cam:
         url = cam.url            # http://127.0.0.1:<port>/stream.mjpg
+        cam.set_stalled(True)    # connections stay open, nothing is sent
         cam.set_down(True)       # drops every client and refuses new ones
         cam.set_down(False)
         cam.set_frames(other_frames)   # the scene changed
@@ -32,6 +33,7 @@ class MjpegServer:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}/stream.mjpg"
         self._down = threading.Event()
+        self._stalled = threading.Event()
         self._stop = threading.Event()
         self.connections = 0
         self._threads: list[threading.Thread] = []
@@ -52,6 +54,10 @@ class MjpegServer:
         """Show other pictures from the next frame on (the scene in front of the camera changed)."""
         self.jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for f in frames]
 
+    def set_stalled(self, stalled: bool) -> None:
+        """Keep connections open but send nothing (a camera whose encoder froze)."""
+        (self._stalled.set if stalled else self._stalled.clear)()
+
     def set_down(self, down: bool) -> None:
         (self._down.set if down else self._down.clear)()
 
@@ -59,7 +65,7 @@ class MjpegServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             if self._down.is_set():
                 conn.close()
@@ -77,6 +83,10 @@ class MjpegServer:
             i = 0
             start = time.monotonic()
             while not self._stop.is_set() and not self._down.is_set():
+                if self._stalled.is_set():
+                    time.sleep(0.05)
+                    start = time.monotonic() - i / self.fps
+                    continue
                 jpg = self.jpegs[i % len(self.jpegs)]
                 conn.sendall(b"--" + _BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
                 i += 1
