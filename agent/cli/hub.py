@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
     listen.add_argument("--db", default="hub.db", help="SQLite file to store readings in (default ./hub.db)")
     listen.add_argument("--quiet", "-q", action="store_true", help="do not print every reading; only the summary at exit")
     listen.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")
+    listen.add_argument(
+        "--report-every", type=float, default=0, metavar="SECONDS", help="also print the per-gateway summary (counts, duplicates, gaps) every SECONDS"
+    )
     listen.add_argument("--client-id", default="edge-hub-listener", help="MQTT client id")
     listen.add_argument(
         "--session-expiry",
@@ -97,7 +100,7 @@ def handle_listen(args: Any) -> int:
         return 1
     print(f"listening on {args.host}:{port} {args.prefix}/#, storing in {args.db} (Ctrl-C to stop)", flush=True)
     try:
-        stop.wait(args.duration if args.duration > 0 else None)
+        _wait(stop, args.duration, args.report_every, listener)
     except KeyboardInterrupt:
         pass
     finally:
@@ -106,6 +109,23 @@ def handle_listen(args: Any) -> int:
     _print_summary(summary)
     store.close()
     return 0
+
+
+def _wait(stop: threading.Event, duration: float, every: float, listener: Any) -> None:
+    import time
+
+    deadline = time.monotonic() + duration if duration > 0 else None
+    while not stop.is_set():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return
+        step = every or left  # None: wait for Ctrl-C or SIGTERM only
+        if left is not None and step is not None and left < step:
+            step = left
+        if stop.wait(step) or step is None:
+            return
+        if every and (deadline is None or time.monotonic() < deadline):
+            _print_summary(listener.summary())
 
 
 def handle_report(args: Any) -> int:

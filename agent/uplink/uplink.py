@@ -138,15 +138,16 @@ class Uplink:
     async def close(self) -> None:
         """Publish the offline status, wait briefly for its PUBACK, disconnect."""
         self._closing = True
-        self._closed_evt.set()
         session = self._session
-        if session is None or not session.connected:
-            return
-        try:
-            await asyncio.wait_for(self._publish_control(session, self.topics.status, self._status_payload("offline", "shutdown"), retain=True), 0.7)
-        except (TimeoutError, ConnectionError):
-            pass
-        await session.close()
+        if session is not None and session.connected:
+            try:
+                await asyncio.wait_for(self._publish_control(session, self.topics.status, self._status_payload("offline", "shutdown"), retain=True), 0.7)
+            except (TimeoutError, ConnectionError):
+                pass
+        # only now wake run(), which ends the session: the offline status goes out first
+        self._closed_evt.set()
+        if session is not None:
+            await session.close()
 
     # -- connecting -------------------------------------------------------------
 
