@@ -416,3 +416,20 @@ def test_cap_overflow_drops_the_oldest_reports_the_count_and_memory_stays_flat(m
     assert max(e["last_seq"] for e in events) + 1 >= seqs[0] and min(e["first_seq"] for e in events) == 1
     assert store.unexplained_gaps(GW) == []
     assert seqs[-1] >= out["produced"]
+
+
+def test_a_publish_the_broker_refuses_keeps_the_readings_in_the_outbox(mosquitto_factory, tmp_path):
+    # MQTT 5: a broker ACL that denies telemetry answers PUBACK "not authorized"; nothing may be deleted
+    acl = f"user gw-1\ntopic readwrite city/north/{GW}/status\ntopic readwrite city/north/{GW}/health\ntopic read city/north/{GW}/cmd/#\n"
+    pw = tmp_path / "pw"
+    pw.write_text("pw-1\n")
+    broker = mosquitto_factory(passwords={"gw-1": "pw-1"}, acl=acl)
+
+    async def main() -> dict[str, Any]:
+        async with Gateway(tmp_path, broker.host, broker.port, username="gw-1", password_file=str(pw), protocol="mqttv5") as gw:
+            gw.produce(50)
+            assert await gw.until(lambda: gw.uplink.stats()["rejected"] >= 50)
+            return {"uplink": gw.uplink.stats(), "outbox": gw.outbox.stats()}
+
+    out = asyncio.run(main())
+    assert out["uplink"]["sent"] == 0 and out["outbox"]["depth"] == 50
