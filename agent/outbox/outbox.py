@@ -93,9 +93,14 @@ class Outbox:
     async def run(self) -> None:
         """Commit every commit_interval, sync every sync_interval, enforce caps, re-base times."""
         interval = self.config.commit_interval
+        refreshed = 0.0
         while not self._closed:
             started = time.monotonic()
             await self.flush()
+            if started - refreshed >= 5.0:
+                # keep stats() current for diagnostics between health messages
+                refreshed = started
+                await self.refresh()
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def close(self) -> None:
