@@ -140,7 +140,7 @@ def test_to_tensor_colour_order_layout_and_normalisation():
     assert z[0, :, 0, 0] == pytest.approx([30 / 255, 20 / 255, 10 / 255])
 
 
-@pytest.mark.parametrize("name", ["person_ssdlite"])
+@pytest.mark.parametrize("name", ["person_ssdlite", "vehicle_tiny"])
 def test_shipped_models_load_and_match_their_manifests(name):
     det = load_detector(name, models_dir=MODELS)
     assert det.name == name and det.labels
