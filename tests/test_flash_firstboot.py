@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,12 @@ def test_legacy_first_boot_sets_up_system_and_agent(bookworm: Kit, tmp_path: Pat
     assert f"systemctl --root={root} enable edge-agent.service" in log
     assert f"systemctl --root={root} enable ssh.service" in log
     assert "systemctl start" not in log  # firstrun reboots afterwards; nothing is started early
+    # sequence numbers of this card start above anything an earlier card of the gateway used
+    from agent.config.loader import load_config
+
+    seq = root / (load_config(bookworm.config).gateway.data_dir.lstrip("/") + "/outbox.db.seq")
+    assert abs(int(seq.read_text()) - time.time() * 1_000_000) < 3600 * 1_000_000
+    assert f"chown edge-agent:edge-agent {seq.parent} {seq}" in log
     # secrets leave the boot partition, a marker says it is done
     assert not any((payload / "tls").iterdir())
     assert not any((payload / "network").iterdir())

@@ -144,6 +144,15 @@ agent_phase() {
     done
     chown -R edge-agent:edge-agent "$ROOT/etc/edge-agent/tls"
 
+    if [ -n "${SEQ_FILE:-}" ] && [ ! -e "$ROOT$SEQ_FILE" ]; then
+        # Sequence numbers continue above anything an earlier card of this
+        # gateway handed out, so the hub never drops new readings as duplicates.
+        log "sequence seed $SEQ_FILE"
+        install -d -m 0750 "$(dirname "$ROOT$SEQ_FILE")"
+        echo "$SEQ_SEED" > "$ROOT$SEQ_FILE"
+        chown edge-agent:edge-agent "$(dirname "$ROOT$SEQ_FILE")" "$ROOT$SEQ_FILE"
+    fi
+
     log "service edge-agent.service"
     install -d -m 0755 "$ROOT/etc/systemd/system"
     install -m 0644 "$PAYLOAD/edge-agent.service" "$ROOT/etc/systemd/system/edge-agent.service"

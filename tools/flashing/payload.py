@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import posixpath
 import re
 import secrets
 import shlex
 import zoneinfo
 from pathlib import Path
+from typing import Any
 
 from .errors import FlashError
 from .fat import FatVolume
@@ -104,6 +106,21 @@ def _user_data(s: Settings) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def seq_file_for(model: Any) -> str:
+    """Where the agent keeps its sequence high-water mark (beside the outbox database)."""
+    path = model.storage.path or posixpath.join(model.gateway.data_dir, "outbox.db")
+    return path + ".seq"
+
+
+def seq_seed(now: dt.datetime) -> int:
+    # A replacement card for the same gateway must never reuse sequence numbers
+    # the hub has already seen, and the Pi has no clock to go by at first boot.
+    # The installer's clock in microseconds grows faster than any gateway hands
+    # out numbers (1 million a second), so a later card always starts above
+    # everything an earlier card of the gateway could have used.
+    return int(now.timestamp() * 1_000_000)
+
+
 def build_payload(s: Settings, release: Release, identity: Identity, hub_ca_pem: bytes | None,
                   wheels: list[Path], now: dt.datetime | None = None) -> Payload:
     now = now or dt.datetime.now(dt.UTC)
@@ -130,7 +147,8 @@ def build_payload(s: Settings, release: Release, identity: Identity, hub_ca_pem:
     env = {"GATEWAY_ID": s.gateway_id, "HOST_NAME": s.hostname, "ADMIN_USER": s.admin_user,
            "TIMEZONE": s.timezone, "NTP_SERVERS": " ".join(s.ntp_servers),
            "WIFI_COUNTRY": s.network.wifi_country if s.network.wifi_ssid else "",
-           "AGENT_WHEEL": wheels[0].name, "START_NOW": "1" if cloud_init else "0", "MECHANISM": release.mechanism}
+           "AGENT_WHEEL": wheels[0].name, "START_NOW": "1" if cloud_init else "0", "MECHANISM": release.mechanism,
+           "SEQ_FILE": seq_file_for(cfg.model), "SEQ_SEED": str(seq_seed(now))}
     files[f"{d}/settings.env"] = _env(env)
     cmdline_append = ""
     if cloud_init:
