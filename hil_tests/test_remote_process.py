@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.remote.hub_client import HubClient, command
 from hil_tests.broker import MosquittoBroker, free_port
 from hil_tests.remote_rig import GATEWAY, SITE, AgentProcess, config_text
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _started(hub: HubClient, proc: AgentProcess) -> None:
@@ -38,6 +42,11 @@ def test_restart_and_reboot_commands(tmp_path: Path, mosquitto: MosquittoBroker)
     proc = AgentProcess(cfg, tmp_path / "agent.log", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     try:
         _started(hub, proc)
+        cli = subprocess.run(
+            [sys.executable, "-m", "agent.cli.main", "remote", "send", "ping", "--gateway", GATEWAY, "--site", SITE, "--port", str(mosquitto.port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+        assert cli.returncode == 0 and '"state": "done"' in cli.stdout, cli.stdout + cli.stderr
         pid = proc.proc.pid
         restart = hub.result(hub.send(SITE, GATEWAY, command("restart", GATEWAY)), timeout=40)
         assert restart is not None and restart["state"] == "done", proc.log()[-3000:]

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "agent.cli.demo",
     "agent.cli.hub",
     "agent.cli.diag",
+    "agent.cli.remote",
 ]
 
 

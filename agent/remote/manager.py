@@ -81,6 +81,7 @@ class RemoteManager:
     def request_restart(self, why: str) -> None:
         async def later() -> None:
             await self.results.flush(3.0)  # let `accepted` reach the hub before the session closes
+            await self.agent.outbox.flush(force_sync=True)  # events about this restart are on disk before it
             self.log.warning("restarting the agent: %s", why)
             self.agent.restart_requested = why
             self.agent.request_stop()
