@@ -42,6 +42,25 @@ key_file = "{pair.key}"
     return cfg, pair.key
 
 
+def listening_tcp_ports(pid: int) -> list[int]:
+    """Ports the process listens on, from /proc (its socket inodes matched against the kernel's tables)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # 0A: LISTEN
+                ports.append(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_agent_refuses_to_start_with_a_private_key_others_can_read(tmp_path: Path, test_ca: CertAuthority) -> None:
     cfg, key_file = _gateway_config(tmp_path, 1, test_ca)
     key_file.chmod(0o644)
@@ -71,6 +90,7 @@ def test_planted_secrets_appear_in_no_log_status_result_or_bundle(tmp_path: Path
         bad = f'[gateway]\nid = "{GATEWAY}"\nsite = "lab"\n[uplink]\npassword = "{PASSWORD}"\n'
         failed = hub.result(hub.send(SITE, GATEWAY, command("config", GATEWAY, {"config": bad, "version": 5}), signer), timeout=30)
         assert failed is not None and failed["state"] == "failed" and "invalid" in failed["reason"], failed
+        assert listening_tcp_ports(proc.proc.pid) == [], "no TCP port is opened on the gateway"
     finally:
         proc.stop()
         hub.stop()
