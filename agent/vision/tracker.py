@@ -92,7 +92,8 @@ def greedy_match(sim: np.ndarray, threshold: float) -> list[tuple[int, int]]:
 
 class KalmanBox:
     """Constant-velocity filter on (cx, cy, w, h); noise scales with the box
-    height so near and far objects are treated alike."""
+    height so near and far objects are treated alike. Predicted and corrected
+    in batches by `predict_all` / `update_all`."""
 
     def __init__(self, box: np.ndarray) -> None:
         cx, cy, w, h = _to_cxcywh(box)
@@ -101,34 +102,62 @@ class KalmanBox:
         # velocity unknown at birth: large variance so the second measurement sets it
         self.P = np.diag([(0.1 * s) ** 2] * 4 + [(3.0 * s) ** 2] * 4)
 
-    def predict(self, dt: float) -> None:
-        dt = max(dt, 1e-3)
-        F = np.eye(8)
-        F[:4, 4:] = np.eye(4) * dt
-        s = max(self.x[3], 1.0)
-        q_pos = (0.05 * s) ** 2 * dt
-        q_vel = (1.0 * s) ** 2 * dt
-        Q = np.diag([q_pos] * 4 + [q_vel] * 4)
-        self.x = F @ self.x
-        self.x[2] = max(self.x[2], 1.0)
-        self.x[3] = max(self.x[3], 1.0)
-        self.P = F @ self.P @ F.T + Q
-
-    def update(self, box: np.ndarray) -> None:
-        z = np.array(_to_cxcywh(box), dtype=np.float64)
-        s = max(z[3], 1.0)
-        H = np.zeros((4, 8))
-        H[:, :4] = np.eye(4)
-        R = np.eye(4) * (0.05 * s) ** 2
-        y = z - H @ self.x
-        S = H @ self.P @ H.T + R
-        K = self.P @ H.T @ np.linalg.inv(S)
-        self.x = self.x + K @ y
-        self.P = (np.eye(8) - K @ H) @ self.P
-
     def box(self) -> np.ndarray:
         cx, cy, w, h = self.x[:4]
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+_DIAG_POS = (np.arange(4), np.arange(4))
+_DIAG_VEL = (np.arange(4, 8), np.arange(4, 8))
+_F_CACHE: dict[float, np.ndarray] = {}
+
+
+def _transition(dt: float) -> np.ndarray:
+    """Constant-velocity transition; frame intervals repeat, so they are cached."""
+    key = round(dt, 4)
+    F = _F_CACHE.get(key)
+    if F is None:
+        if len(_F_CACHE) > 256:
+            _F_CACHE.clear()
+        F = np.eye(8)
+        F[:4, 4:] = np.eye(4) * key
+        _F_CACHE[key] = F
+    return F
+
+
+def predict_all(kfs: list[KalmanBox], dt: float) -> None:
+    """Predict every filter at once: one batched matrix product instead of a
+    few small ones per track (per-call overhead dominates at 8x8)."""
+    if not kfs:
+        return
+    dt = max(dt, 1e-3)
+    F = _transition(dt)
+    X = np.stack([k.x for k in kfs]) @ F.T
+    P = F @ np.stack([k.P for k in kfs]) @ F.T
+    s = np.maximum(X[:, 3], 1.0)
+    P[:, _DIAG_POS[0], _DIAG_POS[1]] += ((0.05 * s) ** 2 * dt)[:, None]
+    P[:, _DIAG_VEL[0], _DIAG_VEL[1]] += ((1.0 * s) ** 2 * dt)[:, None]
+    X[:, 2:4] = np.maximum(X[:, 2:4], 1.0)
+    for i, k in enumerate(kfs):
+        k.x, k.P = X[i], P[i]
+
+
+def update_all(kfs: list[KalmanBox], boxes: np.ndarray) -> None:
+    """Correct filters with their measured boxes (x1 y1 x2 y2), batched."""
+    if not kfs:
+        return
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w = np.maximum(b[:, 2] - b[:, 0], 1.0)
+    h = np.maximum(b[:, 3] - b[:, 1], 1.0)
+    Z = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, w, h], axis=1)
+    X = np.stack([k.x for k in kfs])
+    P = np.stack([k.P for k in kfs])
+    S = P[:, :4, :4] + np.eye(4)[None] * ((0.05 * h) ** 2)[:, None, None]
+    K = P[:, :, :4] @ np.linalg.inv(S)
+    X = X + (K @ (Z - X[:, :4])[:, :, None])[:, :, 0]
+    P = P - K @ P[:, :4, :]
+    for i, k in enumerate(kfs):
+        k.x, k.P = X[i], P[i]
 
 
 def _to_cxcywh(box: np.ndarray) -> tuple[float, float, float, float]:
@@ -162,7 +191,7 @@ class Track:
         return self.state != TENTATIVE
 
     def _hit(self, box: np.ndarray, score: float, label: str, t: float, min_hits: int) -> None:
-        self.kf.update(box)
+        """Bookkeeping of a match; the filter is corrected by the caller (batched)."""
         self.box = np.asarray(box[:4], dtype=np.float64)
         self.score = score
         self.hits += 1
@@ -192,8 +221,8 @@ class Tracker:
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         dt = 0.0 if self._t is None else max(t - self._t, 0.0)
         self._t = t
+        predict_all([tr.kf for tr in self.tracks], dt)
         for tr in self.tracks:
-            tr.kf.predict(dt)
             tr.updated = False
 
         high = np.flatnonzero(scores >= cfg.high_score)
@@ -262,5 +291,6 @@ class Tracker:
             tracks[ti]._hit(boxes[d], float(scores[d]), labels[d], t, self.cfg.min_hits)
             used_t.add(ti)
             used_d.add(di)
+        update_all([tracks[ti].kf for ti, _ in pairs], boxes[[int(dets[di]) for _, di in pairs]])
         left = np.array([d for i, d in enumerate(dets) if i not in used_d], dtype=np.int64)
         return left, [tr for i, tr in enumerate(tracks) if i not in used_t]
