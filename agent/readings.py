@@ -14,9 +14,7 @@ the canonical names so a city's platform can aggregate across gateways.
 
 from __future__ import annotations
 
-from typing import Union
-
-Value = Union[float, int, str, bool, None]
+Value = float | int | str | bool | None
 
 # Point status values. Anything other than OK carries value None (or the last
 # raw value for diagnostics) and tells the hub why there is no number.

@@ -123,3 +123,18 @@ def test_readings_made_while_broker_is_down_arrive_after_it_returns(tmp_path: Pa
     assert proc.returncode == 0, out
     gw = listener2.store.summary()["gateways"]["gw-run-test"]
     assert gw["first_seq"] == 1 and not gw["unexplained_gaps"], gw
+
+
+def test_ctrl_c_stops_the_agent_cleanly_too(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    listener, sub = hub(tmp_path, mosquitto)
+    proc = start_agent(write_config(tmp_path, mosquitto.port))
+    try:
+        assert listener.wait_for(lambda: listener.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 5, 30)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.stop()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "stopped in" in out

@@ -7,6 +7,7 @@ it to no one.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,6 +66,6 @@ def test_held_messages_of_a_publisher_that_left_are_dropped(holding: BrokerThrea
     pub.close()  # unacknowledged: it will send them again when it comes back
     hub = clients(client_id="hub")
     hub.subscribe("t/#")
-    with pytest.raises(Exception):
+    with pytest.raises(queue.Empty):
         hub.messages.get(timeout=HELD_WAIT)
     assert not holding.broker.router.held

@@ -98,7 +98,10 @@ def test_clock_stamps_boot_id_monotonic_and_sync_flag() -> None:
     assert never.reading("d", "m", 0).synced is False
     never.mark_synced()  # a GPS fix set the time
     assert never.reading("d", "m", 0).synced is True
-    assert Clock("kernel").reading("d", "m", 0).synced in (True, False)
+    from agent.runtime.clock import kernel_clock_synced
+
+    # the kernel source reports what adjtimex says, whatever that is here
+    assert Clock("kernel").reading("d", "m", 0).synced is bool(kernel_clock_synced())
 
 
 async def test_system_health_reports_real_figures(tmp_path: Any) -> None:
