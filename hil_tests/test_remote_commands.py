@@ -113,6 +113,7 @@ async def test_everyday_commands_end_to_end(tmp_path: Path, mosquitto: Mosquitto
 async def test_replayed_expired_unsigned_tampered_and_foreign_commands_are_refused(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
     key, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     async with running_agent(tmp_path, mosquitto.port, key) as (agent, hub):
+        running_config = (tmp_path / "gateway.toml").read_bytes()
         body = command("ping", GATEWAY)
         assert (await result(hub, hub.send(SITE, GATEWAY, body)))["state"] == "done"
         hub.results.clear()
@@ -142,3 +143,4 @@ async def test_replayed_expired_unsigned_tampered_and_foreign_commands_are_refus
         codes = {e["data"]["code"] for e in events}
         assert {"replayed", "expired", "unsigned", "bad_signature", "wrong_target"} <= codes
         assert agent.remote.status()["config_version"] == 0, "nothing was applied"
+        assert (tmp_path / "gateway.toml").read_bytes() == running_config and not (tmp_path / "data" / "remote" / "config_trial.json").exists()
