@@ -101,3 +101,28 @@ def test_config_update_is_kept_when_healthy_and_rolls_back_by_itself_when_not(tm
     finally:
         assert proc.stop() == 0, proc.log()[-3000:]
         hub.stop()
+
+
+def test_a_config_that_keeps_killing_the_agent_is_rolled_back_at_the_next_start(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    """As systemd restarts a crashing agent: the third start of a trial puts the old config back at once."""
+    data = tmp_path / "data"
+    cfg = tmp_path / "gateway.toml"
+    good = config_text(data, mosquitto.port, key=None)
+    crashing = good.replace('site = "lab"', 'site = "lab"\ndescription = "crashed twice"')
+    cfg.write_text(crashing)
+    (data / "remote").mkdir(parents=True)
+    (data / "remote" / "config.previous.toml").write_text(good)
+    (data / "remote" / "state.json").write_text('{"config_version": 2}')
+    trial = {"id": "c-crash", "version": 3, "previous_version": 2, "deadline": 120, "starts": 2, "created": 0}
+    (data / "remote" / "config_trial.json").write_text(json.dumps(trial))
+    hub = HubClient().start("127.0.0.1", mosquitto.port)
+    proc = AgentProcess(cfg, tmp_path / "agent.log")
+    try:
+        res = hub.result("c-crash", timeout=40)
+        assert res is not None and res["state"] == "failed", proc.log()[-3000:]
+        assert "rolled back to version 2" in res["reason"] and "stopped 2 times" in res["reason"]
+        assert cfg.read_text() == good
+        assert hub.wait(lambda: hub.events("config_rolled_back"), 20)
+    finally:
+        assert proc.stop() == 0, proc.log()[-3000:]
+        hub.stop()
