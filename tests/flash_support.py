@@ -26,9 +26,18 @@ MiB = 1 << 20
 BOOT_START = 2048  # sectors, 1 MiB
 TOOLS = ("sfdisk", "mkfs.vfat", "mcopy", "mdir", "fsck.fat")
 
-needs_disk_tools = pytest.mark.skipif(
-    any(shutil.which(t) is None and not Path("/usr/sbin", t).exists() for t in TOOLS),
-    reason="needs sfdisk, mkfs.vfat, mtools (Debian: fdisk dosfstools mtools; tools/test.sh installs them)")
+MISSING_TOOLS = [t for t in TOOLS if shutil.which(t) is None and not Path("/usr/sbin", t).exists()]
+
+
+@pytest.fixture
+def disk_tools() -> None:
+    # A missing tool fails the test with the fix; a skip would hide that the
+    # images were never built and checked.
+    if MISSING_TOOLS:
+        pytest.fail(f"missing {', '.join(MISSING_TOOLS)}: apt-get install fdisk dosfstools mtools (tools/test.sh installs them as root)")
+
+
+needs_disk_tools = pytest.mark.usefixtures("disk_tools")
 
 CMDLINE = "console=serial0,115200 console=tty1 root=PARTUUID=5e3da3da-02 rootfstype=ext4 fsck.repair=yes rootwait quiet\n"
 

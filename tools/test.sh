@@ -10,6 +10,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_debs+
 command -v sfdisk >/dev/null 2>&1 || [ -x /usr/sbin/sfdisk ] || need_debs+=(fdisk)
 command -v mkfs.vfat >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.vfat ] || need_debs+=(dosfstools)
 command -v mcopy >/dev/null 2>&1 || need_debs+=(mtools)
+[ -e /usr/share/zoneinfo/UTC ] || need_debs+=(tzdata)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_debs+=(python3-venv)
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
