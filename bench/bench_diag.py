@@ -61,7 +61,9 @@ def _camera() -> tuple[str, str]:
     model = REPO / "edge_models" / "vehicle_tiny" / "model.onnx"
     mode = "detector" if model.exists() else "motion"
     toml = f'[vision]\nmodels_dir = "{REPO / "edge_models"}"\n\n[[cameras]]\nname = "cam-1"\nsource = "{video}"\nloop = true\nmode = "{mode}"\ndetect_fps = 10\n'
-    return toml, f"1 camera, {mode} mode, 10 analysed frames/s of {video.name}"
+    # a counting line, so the pipeline detects and tracks on every analysed frame
+    toml += '\n[[cameras.lines]]\nname = "kerb"\nstart = [0.5, 0.0]\nend = [0.5, 1.0]\n'
+    return toml, f"1 camera, {mode} mode with a counting line, 10 analysed frames/s of {video.name}"
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -113,6 +115,7 @@ def run_case(name: str, tmp: Path, broker: MosquittoBroker, devices: str, extra:
             "readings_s": readings,
             "online": online,
             "fps": sum(float(c.get("fps") or 0) for c in cams.values()),
+            "detect_ms": next((c.get("stage_ms", {}).get("detect") for c in cams.values() if c.get("stage_ms")), None),
             "cli": statistics.median(cli),
         }
     finally:
@@ -137,7 +140,7 @@ def main() -> None:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} (`python bench/bench_diag.py`).",
         f"Busy: {DEVICES} Modbus TCP meters polled every 0.2 s ({busy['online']} online, {busy['readings_s']:.0f} readings/s into the outbox), camera: {cam_desc}"
-        + (f" ({busy['fps']:.1f} fps measured)." if busy["fps"] else "."),
+        + (f" ({busy['fps']:.1f} fps measured, {busy['detect_ms'] or 0:.1f} ms per detection)." if busy["fps"] else "."),
         f"Each sample: connect to the diag socket, `status`, full reply ({SAMPLES} samples per case).",
         "",
         "| agent | status p50 | p95 | max | agent process CPU | `edge-agent diag status` end to end (median of 5) |",

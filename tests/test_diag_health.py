@@ -80,6 +80,13 @@ def test_camera_hints_tell_a_missing_model_from_a_dead_camera() -> None:
     assert "power, cable or stream URL" in dead["hint"] and "model.onnx" in model["hint"]
 
 
+def test_missing_bin_reference_tells_which_command_records_it() -> None:
+    cam = {"fps": 5.0, "frames_analysed": 50, "reference_errors": {"bin-a": "no reference image .../bin-a_empty.png"}}
+    f = evaluate(status(cameras={"worker": {"alive": True}, "cam-1": cam}), NOW)[0]
+    assert f["level"] == "degraded" and "bin bin-a" in f["summary"]
+    assert "diag camera reference cam-1 bin-a empty" in f["hint"]
+
+
 def test_device_waiting_for_first_poll_is_not_an_alarm() -> None:
     f = evaluate(status(devices={"new": {"online": False, "polls": 0}}), time.time())
     assert [x for x in f if x["subject"] == "new"][0]["level"] == "ok"

@@ -176,6 +176,11 @@ def _camera(name: str, cam: dict[str, Any]) -> dict[str, str]:
         return finding(BROKEN, "camera", name, f"no frames: {err}", "check the camera's power, cable or stream URL; `edge-agent diag camera snapshot` shows what the agent sees")
     if err:
         return finding(DEGRADED, "camera", name, f"{summary}; {err}", "see the camera's last error")
+    refs = cam.get("reference_errors") or cam.get("bin_errors") or {}
+    if refs:
+        bin_name, why = sorted(refs.items())[0]
+        more = f" (+{len(refs) - 1} more bins)" if len(refs) > 1 else ""
+        return finding(DEGRADED, "camera", name, f"{summary}; bin {bin_name}: {why}{more}", f"record the bin references: `edge-agent diag camera reference {name} {bin_name} empty` (and `full`)")
     missed, done = cam.get("slots_missed") or 0, cam.get("frames_analysed") or 0
     if missed and missed > 0.2 * max(done, 1):
         return finding(DEGRADED, "camera", name, f"{summary}; {missed} analysis slots missed", "the gateway cannot keep up: lower detect_fps or use a smaller model")
