@@ -12,7 +12,7 @@ from onnx_support import model_folder
 
 from agent.vision.manifest import ModelError, load_manifest
 from agent.vision.models import Detector, load_detector, session_options
-from agent.vision.preprocess import letterbox, stretch, to_tensor
+from agent.vision.preprocess import letterbox, resize, stretch, to_tensor
 
 MODELS = Path(__file__).resolve().parents[1] / "edge_models"
 YOLO8 = {"output0": np.zeros((1, 6, 10), np.float32)}
@@ -122,6 +122,19 @@ def test_top_left_letterbox_pads_right_and_bottom_only():
     out, tf = letterbox(np.full((100, 200, 3), 255, np.uint8), 64, 64, align="top_left")
     assert (out[:32] == 255).all() and (out[32:] == 114).all()
     assert tf.to_frame(np.array([[0.0, 0.0, 64.0, 32.0]])).tolist() == [[0.0, 0.0, 200.0, 100.0]]
+
+
+def test_resize_is_area_averaging_for_whole_factors_and_close_to_it_otherwise():
+    import cv2
+
+    img = np.random.default_rng(1).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    img = cv2.GaussianBlur(img, (9, 9), 3)  # a photograph-like image, not white noise
+    assert np.array_equal(resize(img, 320, 180), cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA))
+    ours = resize(img, 300, 300).astype(int)
+    area = cv2.resize(img, (300, 300), interpolation=cv2.INTER_AREA).astype(int)
+    assert ours.shape == (300, 300, 3) and np.abs(ours - area).mean() < 2.0
+    up = resize(img[:100, :100], 200, 150)
+    assert up.shape == (150, 200, 3)
 
 
 def test_stretch_maps_boxes_back_per_axis():

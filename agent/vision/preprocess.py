@@ -34,6 +34,24 @@ class Transform:
         return out
 
 
+def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Downscale with area averaging where it is cheap, bilinear for the rest.
+
+    cv2.INTER_AREA is the right filter for shrinking (no aliasing) but takes
+    about 7 ms on a 640x360 frame when the ratio is not a whole number, against
+    under 1 ms for INTER_LINEAR. Shrinking by the whole factor first (area, fast
+    path) and finishing with bilinear (a factor below 2: little aliasing) keeps
+    most of the quality at bilinear cost; whole-factor shrinks are plain area.
+    """
+    h, w = img.shape[:2]
+    fx, fy = max(w // width, 1), max(h // height, 1)
+    if fx > 1 or fy > 1:
+        img = cv2.resize(img, (w // fx, h // fy), interpolation=cv2.INTER_AREA)
+    if img.shape[1] != width or img.shape[0] != height:
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    return img
+
+
 def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114,
               align: str = "center") -> tuple[np.ndarray, Transform]:
     """Resize keeping the aspect ratio and pad the rest: image centred (Ultralytics
@@ -43,8 +61,7 @@ def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114,
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     px, py = ((width - nw) // 2, (height - nh) // 2) if align == "center" else (0, 0)
     out = np.full((height, width, img.shape[2]), pad_value, dtype=img.dtype)
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    out[py:py + nh, px:px + nw] = cv2.resize(img, (nw, nh), interpolation=interp)
+    out[py:py + nh, px:px + nw] = resize(img, nw, nh)
     # Use the rounded size so boxes map back exactly onto the pixels that were drawn.
     return out, Transform(nw / w, nh / h, float(px), float(py), w, h)
 
@@ -52,8 +69,7 @@ def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114,
 def stretch(img: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Transform]:
     """Plain resize to the input size (aspect ratio not kept), as TF SSD models expect."""
     h, w = img.shape[:2]
-    interp = cv2.INTER_AREA if width < w or height < h else cv2.INTER_LINEAR
-    return cv2.resize(img, (width, height), interpolation=interp), Transform(width / w, height / h, 0.0, 0.0, w, h)
+    return resize(img, width, height), Transform(width / w, height / h, 0.0, 0.0, w, h)
 
 
 def to_tensor(img: np.ndarray, *, rgb: bool, layout: str, dtype: str, scale: float,
