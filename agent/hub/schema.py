@@ -105,15 +105,17 @@ def parse_topic(topic: str, prefix: str) -> tuple[str, str, str, str]:
         return parts[0], parts[1], parts[2], ""
     if len(parts) == 4 and parts[2] == "telemetry" and parts[3]:
         return parts[0], parts[1], "telemetry", parts[3]
-    if len(parts) >= 3 and parts[2] == "cmd":
-        return parts[0], parts[1], "cmd", ""
+    if len(parts) >= 3 and parts[2] in ("cmd", "data") or len(parts) == 3 and parts[2] == "result":
+        # the remote-management channels (docs/security.md): commands the hub
+        # sends, their results, and bundle pieces; not readings
+        return parts[0], parts[1], parts[2], ""
     raise InvalidMessage(f"topic {topic!r} is not part of the telemetry contract")
 
 
 def validate(topic: str, payload: bytes, prefix: str) -> tuple[str, _Model | None]:
     """(kind, model); model None for command topics (the hub's own traffic). InvalidMessage when it breaks the contract."""
     site, gateway, kind, device = parse_topic(topic, prefix)
-    if kind == "cmd":
+    if kind in ("cmd", "result", "data"):
         return kind, None
     try:
         model = KINDS[kind].model_validate_json(payload)
