@@ -101,3 +101,39 @@ def test_schema_json_is_in_sync() -> None:
 def test_loaded_example_has_defaults_filled() -> None:
     cfg = load_config(ROOT / "config" / "gateway.example.toml")
     assert cfg.storage.sync_interval > 0 and cfg.storage.commit_interval <= 0.1
+
+
+def _schema_keys(schema: dict) -> set[str]:
+    defs = schema.get("$defs", {})
+    keys: set[str] = set()
+
+    def walk(node: dict, seen: frozenset[str]) -> None:
+        if "$ref" in node:
+            name = node["$ref"].split("/")[-1]
+            if name not in seen:
+                walk(defs[name], seen | {name})
+            return
+        for combo in ("anyOf", "oneOf", "allOf"):
+            for sub in node.get(combo, []):
+                walk(sub, seen)
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], seen)
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], seen)
+        for prop, sub in node.get("properties", {}).items():
+            keys.add(prop)
+            walk(sub, seen)
+
+    walk(schema, frozenset())
+    return keys
+
+
+def test_example_config_documents_every_option() -> None:
+    import re
+
+    text = (ROOT / "config" / "gateway.example.toml").read_text()
+    present = set(re.findall(r"^\s*#?\s*([A-Za-z0-9_]+)\s*=", text, re.M))
+    for header in re.findall(r"^\s*\[\[?\s*([A-Za-z0-9_.]+)\s*\]", text, re.M):
+        present.update(header.split("."))
+    missing = sorted(_schema_keys(json_schema()) - present)
+    assert not missing, f"config/gateway.example.toml does not show: {', '.join(missing)}"
