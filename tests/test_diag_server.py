@@ -182,3 +182,32 @@ async def test_a_diag_socket_problem_never_stops_the_agent(tmp_path: Path) -> No
         assert "uplink" in a.supervisor.tasks and "outbox" in a.supervisor.tasks, "the agent started everything else"
     finally:
         await a.shutdown()
+
+
+def test_client_tells_no_agent_from_a_stale_socket_and_talks_to_a_live_one(tmp_path: Path) -> None:
+    from agent.diag.client import AgentNotRunning, DiagClient
+
+    with pytest.raises(AgentNotRunning, match="no diag socket"):
+        DiagClient(str(tmp_path / "none.sock")).connect()
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "stale.sock"))
+    stale.close()
+    with pytest.raises(AgentNotRunning, match="stale socket"):
+        DiagClient(str(tmp_path / "stale.sock")).connect()
+
+
+async def test_blocking_client_gets_results_and_remote_errors(agent: Agent) -> None:
+    from agent.diag.client import DiagClient, RemoteError
+
+    def talk() -> tuple[Any, str]:
+        with DiagClient(agent.diag.path) as c:
+            hello = c.call("hello")
+            try:
+                c.call("modbus.scan", bus="none")
+            except RemoteError as err:
+                return hello, f"{err.code}: {err.hint}"
+        return hello, ""
+
+    hello, err = await asyncio.to_thread(talk)
+    assert hello["pid"] == os.getpid() and hello["protocol"] == 1
+    assert err.startswith("not_found: known buses: none configured")
