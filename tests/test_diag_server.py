@@ -211,3 +211,37 @@ async def test_blocking_client_gets_results_and_remote_errors(agent: Agent) -> N
     hello, err = await asyncio.to_thread(talk)
     assert hello["pid"] == os.getpid() and hello["protocol"] == 1
     assert err.startswith("not_found: known buses: none configured")
+
+
+def test_someone_outside_the_group_is_told_about_permissions_not_a_stopped_agent(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user")
+    from agent.diag.client import DiagClient
+
+    srv = socket.socket(socket.AF_UNIX)
+    path = tmp_path / "data" / "diag.sock"
+    path.parent.mkdir()
+    srv.bind(str(path))
+    srv.listen(1)
+    os.chmod(path, 0o660)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(path.parent, 0o750)  # the shipped unit's StateDirectoryMode: others cannot even look inside
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child becomes `nobody` and tries, as a technician outside the group would
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            DiagClient(str(path)).connect()
+            msg = "connected"
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            msg = f"{type(exc).__name__} {exc}"
+        os.write(write_fd, msg.encode())
+        os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    out = os.read(read_fd, 4096).decode()
+    os.close(read_fd)
+    srv.close()
+    assert out.startswith("AgentUnreachable") and "join the socket's group" in out, out

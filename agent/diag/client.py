@@ -9,7 +9,6 @@ answers.
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -44,13 +43,16 @@ class DiagClient:
         self._next_id = 0
 
     def connect(self) -> DiagClient:
-        if not os.path.exists(self.path):
-            raise AgentNotRunning(f"no diag socket at {self.path}")
+        # No os.path.exists() first: in a data_dir we may not enter it says
+        # "missing", and the technician would be told the agent is stopped.
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.path)
-        except (ConnectionRefusedError, FileNotFoundError) as exc:
+        except FileNotFoundError:
+            sock.close()
+            raise AgentNotRunning(f"no diag socket at {self.path}") from None
+        except ConnectionRefusedError as exc:
             sock.close()
             raise AgentNotRunning(f"nobody listens on {self.path} ({exc.strerror}); a stale socket of a stopped agent") from None
         except PermissionError:
