@@ -151,6 +151,13 @@ def test_to_tensor_colour_order_layout_and_normalisation():
     assert y.shape == (1, 2, 3, 3) and y.dtype == np.uint8 and y[0, 0, 0].tolist() == [10, 20, 30]
     z = to_tensor(img, rgb=True, layout="NCHW", dtype="float32", scale=1 / 255, mean=(0, 0, 0), std=(1, 1, 1))
     assert z[0, :, 0, 0] == pytest.approx([30 / 255, 20 / 255, 10 / 255])
+    # ImageNet-style normalisation, per-channel std, in both layouts: the same numbers.
+    kw = {"rgb": True, "dtype": "float32", "scale": 1 / 255, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    want = [(30 / 255 - 0.485) / 0.229, (20 / 255 - 0.456) / 0.224, (10 / 255 - 0.406) / 0.225]
+    assert to_tensor(img, layout="NCHW", **kw)[0, :, 1, 2] == pytest.approx(want, rel=1e-5)
+    assert to_tensor(img, layout="NHWC", **kw)[0, 1, 2, :] == pytest.approx(want, rel=1e-5)
+    bgr_half = to_tensor(img, rgb=False, layout="NCHW", dtype="float16", scale=1.0, mean=(0, 0, 0), std=(2, 2, 2))
+    assert bgr_half.dtype == np.float16 and bgr_half[0, :, 0, 0].tolist() == [5.0, 10.0, 15.0]
 
 
 @pytest.mark.parametrize("name", ["person_ssdlite", "vehicle_tiny"])

