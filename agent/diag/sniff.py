@@ -21,12 +21,12 @@ def _codec_frames(buf: bytes, name: str, mod: Any) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
 
     def parse(b: bytes, i: int) -> Any:
-        kind, end, data = mod._parse(b, i)
+        kind, end, data = mod.parse_at(b, i)
         if kind is not None and kind != GARBAGE:
             found.append({"start": i, "end": max(end, i + 1), "codec": name, "kind": kind, "data": data})
         return kind, end, data
 
-    scan_stream(buf, mod._SYNC, parse)
+    scan_stream(buf, mod.SYNC, parse)
     return found
 
 

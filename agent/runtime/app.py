@@ -9,6 +9,7 @@ nothing that a driver had produced.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import platform
@@ -274,6 +275,12 @@ async def _bounded(coro: Any, timeout: float, what: str) -> None:
 
 
 def versions() -> dict[str, str]:
+    """Versions of the agent and the packages it runs on (a fresh copy)."""
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
     # Package metadata, not imports: importing onnxruntime or cv2 here would
     # cost the telemetry process tens of MB for a version string.
     from importlib import metadata
