@@ -43,4 +43,4 @@ echo "==> lint (ruff)"
 
 echo "==> tests"
 export PATH="$PWD/.venv/bin:$PATH"
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider --durations=15 "$@"
