@@ -115,3 +115,14 @@ def test_majority_label_wins() -> None:
     for i, lab in enumerate(labels):
         out = tr.update([box_at(50 + 10 * i, 100)], [0.9], [lab], i / 5)
     assert out[0].label == "van"
+
+
+def test_motion_pieces_of_one_vehicle_are_joined_but_following_vehicles_are_not() -> None:
+    from agent.vision.motion import merge_pieces
+
+    bus_halves = np.array([[100, 50, 180, 110], [188, 52, 260, 110]])  # split by a lamp post, 8 px gap
+    assert merge_pieces(bus_halves).tolist() == [[100, 50, 260, 110]]
+    convoy = np.array([[100, 50, 180, 110], [230, 50, 310, 110]])  # 50 px apart: two cars
+    assert len(merge_pieces(convoy)) == 2
+    stacked = np.array([[100, 50, 180, 110], [100, 120, 180, 180]])  # two lanes, one above the other
+    assert len(merge_pieces(stacked)) == 2

@@ -52,5 +52,30 @@ class MotionDetector:
             if area < min_px:
                 continue
             boxes.append([x / scale, y / scale, (x + bw) / scale, (y + bh) / scale])
-        arr = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+        arr = merge_pieces(np.array(boxes, dtype=np.float64).reshape(-1, 4))
         return arr, np.ones(len(arr)), [self.label] * len(arr)
+
+
+def merge_pieces(boxes: np.ndarray, max_gap: float = 0.25, min_overlap: float = 0.6) -> np.ndarray:
+    """Join blobs side by side at the same height with a narrow gap between
+    them: the two halves of a bus behind a lamp post, or of a van whose
+    windows match the background. Vehicles following each other in a lane
+    keep a gap of metres, far wider than a quarter of their height."""
+    boxes = [b.copy() for b in boxes]
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                ha, hb = a[3] - a[1], b[3] - b[1]
+                y_overlap = min(a[3], b[3]) - max(a[1], b[1])
+                x_gap = max(a[0], b[0]) - min(a[2], b[2])
+                if y_overlap >= min_overlap * min(ha, hb) and x_gap <= max_gap * max(ha, hb):
+                    boxes[i] = np.array([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])])
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return np.array(boxes, dtype=np.float64).reshape(-1, 4)
