@@ -151,6 +151,9 @@ def _busy_ports(config: Any) -> list[int]:
     busy = []
     for port in wanted:
         with socket.socket() as s:
+            # as the servers do: a port whose old connections linger in
+            # TIME_WAIT after the previous run is free
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:

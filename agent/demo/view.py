@@ -57,25 +57,50 @@ class HubView:
     def render(self, header: list[str]) -> None:
         if not self.live:
             return
+        import shutil
+
+        width, height = shutil.get_terminal_size((120, 40))
         summary = self.listener.summary()
-        gws = summary.get("gateways", {})
         lines = list(header)
-        for gw, s in gws.items():
+        for gw, s in summary.get("gateways", {}).items():
             gaps = s.get("unexplained_gaps") or []
             lines.append(
                 f"hub: gateway {gw}: {s['readings']} readings stored, seq {s['first_seq']}..{s['last_seq']}, "
-                f"{s['duplicates']} duplicates dropped, {'no gaps' if not gaps else f'{len(gaps)} GAP(S)'}, {s.get('state') or '?'}"
+                f"{s['duplicates']} duplicates dropped, {'no gaps' if not gaps else f'{len(gaps)} GAP(S)'}, {s.get('state') or '?'}; "
+                f"{summary.get('invalid', 0)} invalid messages"
             )
-        lines.append(f"hub: {summary.get('invalid', 0)} invalid messages")
         lines.append("")
-        lines.append(f"{'device':<22}{'metric':<26}{'value':>16} {'unit':<8}{'status':<12}{'age':>6}")
+        lines.append(f"{'device':<20}{'metrics':>8}{'age':>6}  newest values (headline metrics first)")
         now = time.time()
         with self._lock:
-            rows = sorted(self.latest.items())
-        for (device, metric), item in rows:
-            value = item.get("value")
-            text = f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
-            age = now - item["received"]
-            lines.append(f"{device:<22}{metric:<26}{text:>16} {item.get('unit', ''):<8}{item.get('status', ''):<12}{age:>5.0f}s")
+            by_device: dict[str, dict[str, dict[str, Any]]] = {}
+            for (device, metric), item in self.latest.items():
+                by_device.setdefault(device, {})[metric] = item
+        for device in sorted(by_device):
+            items = by_device[device]
+            order = [m for m in HEADLINE if m in items] + sorted(m for m in items if m not in HEADLINE)
+            age = now - max(i["received"] for i in items.values())
+            values = "  ".join(_show(m, items[m]) for m in order)
+            lines.append(f"{device:<20}{len(items):>8}{age:>5.0f}s  {values}"[:width])
+        if len(lines) > height - 1:
+            lines = lines[: height - 2] + ["(more devices than fit: enlarge the terminal)"]
         self.out.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
         self.out.flush()
+
+
+# What a person looks at first for each kind of device.
+HEADLINE = (
+    "active_power", "energy_import", "voltage", "temperature", "relative_humidity", "sound_level",
+    "pm2_5", "pm10", "fill_level", "overflow", "cars_in", "cars_out", "trucks_in", "trucks_out",
+    "people_in", "people_out", "free_spaces", "latitude", "longitude", "cpu_temperature", "load_1m", "disk_free",
+)
+
+
+def _show(metric: str, item: dict[str, Any]) -> str:
+    if item.get("status") != "ok":
+        return f"{metric}=!{item.get('status')}"
+    value = item.get("value")
+    text = f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+    unit = item.get("unit") or ""
+    unit = "" if unit.startswith("{") else unit  # UCUM annotations such as {count}
+    return f"{metric}={text}{unit}"
