@@ -11,16 +11,32 @@ import time
 from pathlib import Path
 
 from agent.config.loader import load_config
+from hil_tests.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "config" / "demo.toml"
 
 
-def test_demo_shows_every_device_at_the_hub_and_stops_on_sigterm() -> None:
-    config = load_config(DEMO)
+def isolated_demo_config(tmp_path: Path) -> Path:
+    """The shipped demo config with its own ports and directory, so the test
+    never collides with a demo someone is running on the same machine."""
+    text = DEMO.read_text()
+    shipped = load_config(DEMO)
+    text = text.replace(shipped.gateway.data_dir, str(tmp_path / "demo"))
+    for port in [shipped.uplink.port] + [b.port for b in shipped.buses if b.type == "modbus_tcp"]:
+        text = text.replace(f"port = {port}\n", f"port = {free_port()}\n")
+    path = tmp_path / "demo.toml"
+    path.write_text(text)
+    return path
+
+
+def test_demo_shows_every_device_at_the_hub_and_stops_on_sigterm(tmp_path: Path) -> None:
+    cfg = isolated_demo_config(tmp_path)
+    config = load_config(cfg)
+    assert config.gateway.data_dir.startswith(str(tmp_path)) and config.uplink.port != load_config(DEMO).uplink.port
     expected = {d.name for d in config.devices} | {c.name for c in config.cameras}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli.main", "demo", "--plain"],
+        [sys.executable, "-m", "agent.cli.main", "demo", "--plain", "--config", str(cfg)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
