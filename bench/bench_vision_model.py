@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--no-int8", action="store_true", help="skip the quantised variants")
     a = ap.parse_args()
     make = {"vehicle_tiny": street_frames, "person_ssdlite": video_frames}
-    sources = {m: make[m](a.frames) for m in a.models}
+    sources = {m: make.get(m, video_frames)(a.frames) for m in a.models}  # other models: vtest.avi frames
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         for name, frames in sources.items():
