@@ -35,7 +35,7 @@ from hil_tests.emulators.modbus_servers import TcpEmulator  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DEVICES = 30
 SAMPLES = 60
-VIDEO = Path("/work/shared/media/bikes.mp4")
+VIDEO = Path(__file__).resolve().parents[1] / "hil_tests" / "media" / "bikes.mp4"
 
 
 def _devices(n: int) -> str:

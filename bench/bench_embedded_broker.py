@@ -1,6 +1,6 @@
 """Throughput of the embedded broker relative to Mosquitto, same clients, one run.
 
-    /tmp/venv/bin/python -m bench.bench_embedded_broker [--messages 20000]
+    .venv/bin/python -m bench.bench_embedded_broker [--messages 20000]
 
 One paho-mqtt publisher sends N QoS 1 messages to one paho subscriber through
 each broker in turn (each broker in its own process). Reported per broker:

@@ -1,6 +1,6 @@
 """Outbox ingest: readings committed to the SQLite WAL outbox per second, and CPU per 1,000.
 
-    /tmp/venv/bin/python -m bench.bench_outbox [--readings 300000]
+    .venv/bin/python -m bench.bench_outbox [--readings 300000]
 
 The outbox runs as in the agent (run() commits every 100 ms on its worker
 thread, WAL synced every second) while a producer on the event loop adds

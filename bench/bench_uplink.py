@@ -1,6 +1,6 @@
 """Drain to a real Mosquitto on loopback, reading-to-hub latency, CPU, agent RSS.
 
-    /tmp/venv/bin/python -m bench.bench_uplink [--readings 200000] [--seconds 10]
+    .venv/bin/python -m bench.bench_uplink [--readings 200000] [--seconds 10]
 
 1. Drain: an outbox pre-filled with N readings (10 devices) is drained by the
    uplink to Mosquitto; the clock stops when the last PUBACK has been turned

@@ -1,7 +1,7 @@
 """Vision model speed: what the Detector adds over a bare session.run, where the
 time goes, and what int8 quantisation buys, for each shipped model.
 
-    PYTHONPATH=. /tmp/venv/bin/python bench/bench_vision_model.py [--frames 60] [--rounds 5]
+    PYTHONPATH=. .venv/bin/python bench/bench_vision_model.py [--frames 60] [--rounds 5]
 
 Everything is measured in one run and interleaved (bare run, detect, bare run,
 ...) so machine noise hits both sides alike; report the ratios, not the

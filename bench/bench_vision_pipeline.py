@@ -3,7 +3,7 @@ inference, decode of outputs, tracking, lines) achieves against a bare
 `session.run` loop on the same model and frames, the time per stage, the
 latency from a frame to its count, and the worker's memory.
 
-    PYTHONPATH=. /tmp/venv/bin/python bench/bench_vision_pipeline.py [--model vehicle_tiny] [--frames 120] [--rounds 3]
+    PYTHONPATH=. .venv/bin/python bench/bench_vision_pipeline.py [--model vehicle_tiny] [--frames 120] [--rounds 3]
 
 Measured in one run, interleaved (bare, pipeline, bare, pipeline, ...) so the
 machine's noise hits both alike; the ratio is the result, not the absolute

@@ -1,6 +1,6 @@
 """Precision and recall of a vehicle model on held-out rendered street scenes.
 
-    PYTHONPATH=. /tmp/venv/bin/python edge_models/vehicle_tiny/evaluate.py [--model edge_models/vehicle_tiny]
+    PYTHONPATH=. .venv/bin/python edge_models/vehicle_tiny/evaluate.py [--model edge_models/vehicle_tiny]
 
 Runs the model exactly as the agent does (agent.vision.models.Detector on full
 640x360 BGR frames) on clips whose seeds were never used for training

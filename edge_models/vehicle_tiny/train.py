@@ -1,7 +1,7 @@
 """Train the vehicle_tiny detector on rendered street scenes and export it to ONNX.
 
-    /tmp/venv/bin/pip install torch==2.13.0      # CPU build; training only, never on the gateway
-    PYTHONPATH=. /tmp/venv/bin/python edge_models/vehicle_tiny/train.py --out edge_models/vehicle_tiny
+    .venv/bin/pip install torch==2.13.0      # CPU build; training only, never on the gateway
+    PYTHONPATH=. .venv/bin/python edge_models/vehicle_tiny/train.py --out edge_models/vehicle_tiny
 
 Reproducible: the data are rendered from fixed seeds (hil_tests.emulators.scenes),
 torch and numpy are seeded, and torch runs deterministic single-process code.
