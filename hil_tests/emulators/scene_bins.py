@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from hil_tests.emulators.scene_common import (
+    Clip,
     FrameTruth,
     GTObject,
     Lighting,
@@ -22,7 +23,6 @@ from hil_tests.emulators.scene_common import (
     frame_rng,
     shade,
     value_noise,
-    write_video,
 )
 
 CAM_Z = 4.0
@@ -54,7 +54,7 @@ class Walker:
     speed: float = 1.3
 
 
-class BinScene:
+class BinScene(Clip):
     def __init__(self, bins: list[BinSpec], duration_s: float, fps: float = 2.0, size: tuple[int, int] = (640, 360),
                  seed: int = 0, lighting: Lighting | None = None, walkers: list[Walker] | None = None) -> None:
         self.bins = list(bins)
@@ -180,16 +180,3 @@ class BinScene:
         img = self.render_levels(levels, t, index) if pixels else None
         return img, FrameTruth(index, round(t, 4), tuple(objects), levels=levels, gain=round(self.lighting.gain_at(t), 4))
 
-    def frames(self):
-        for i in range(self.n_frames):
-            yield self.render(i)
-
-    def write_video(self, path) -> list[FrameTruth]:
-        truths: list[FrameTruth] = []
-
-        def gen():
-            for img, tr in self.frames():
-                truths.append(tr)
-                yield img
-        write_video(path, gen(), self.fps)
-        return truths

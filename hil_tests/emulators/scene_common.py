@@ -139,3 +139,37 @@ def box_of(points: np.ndarray, w: int, h: int) -> tuple[float, float, float, flo
     if x2 - x1 < 1.0 or y2 - y1 < 1.0:
         return None
     return (round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2))
+
+
+class Clip:
+    """What every scene is as a video: frames in order, their truth, an .avi.
+
+    Subclasses provide `render(index, pixels=True) -> (image | None, FrameTruth)`,
+    `n_frames` and `fps`.
+    """
+
+    n_frames: int
+    fps: float
+
+    def render(self, index: int, pixels: bool = True) -> tuple[np.ndarray | None, FrameTruth]:
+        raise NotImplementedError
+
+    def frames(self):
+        """Yields (frame_bgr, FrameTruth) for every frame in order."""
+        for i in range(self.n_frames):
+            yield self.render(i)
+
+    def truths(self) -> list[FrameTruth]:
+        return [self.render(i, pixels=False)[1] for i in range(self.n_frames)]
+
+    def write_video(self, path) -> list[FrameTruth]:
+        """Writes the clip as MJPG .avi; returns the per-frame truth."""
+        truths: list[FrameTruth] = []
+
+        def gen():
+            for img, tr in self.frames():
+                truths.append(tr)
+                yield img
+
+        write_video(path, gen(), self.fps)
+        return truths

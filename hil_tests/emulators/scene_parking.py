@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from hil_tests.emulators.scene_common import (
+    Clip,
     FrameTruth,
     GTObject,
     Lighting,
@@ -20,7 +21,6 @@ from hil_tests.emulators.scene_common import (
     frame_rng,
     shade,
     value_noise,
-    write_video,
 )
 from hil_tests.emulators.scene_street import PALETTE
 
@@ -46,7 +46,7 @@ class Stay:
     colour: tuple[int, int, int] = (190, 190, 195)
 
 
-class ParkingScene:
+class ParkingScene(Clip):
     """Ten bays (A1..A5 top row, B1..B5 bottom row) and the cars of `stays`."""
 
     def __init__(self, stays: list[Stay], duration_s: float, fps: float = 5.0, size: tuple[int, int] = (640, 360),
@@ -191,19 +191,3 @@ class ParkingScene:
         gain = round(self.lighting.gain_at(t), 4)
         return img, FrameTruth(index, round(t, 4), tuple(objects), occupancy=occupancy, gain=gain)
 
-    def frames(self):
-        for i in range(self.n_frames):
-            yield self.render(i)
-
-    def truths(self) -> list[FrameTruth]:
-        return [self.render(i, pixels=False)[1] for i in range(self.n_frames)]
-
-    def write_video(self, path) -> list[FrameTruth]:
-        truths: list[FrameTruth] = []
-
-        def gen():
-            for img, tr in self.frames():
-                truths.append(tr)
-                yield img
-        write_video(path, gen(), self.fps)
-        return truths

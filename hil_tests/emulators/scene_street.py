@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from hil_tests.emulators.scene_common import (
+    Clip,
     FrameTruth,
     GTObject,
     Lighting,
@@ -22,7 +23,6 @@ from hil_tests.emulators.scene_common import (
     frame_rng,
     shade,
     value_noise,
-    write_video,
 )
 
 CLASSES = ("car", "truck", "bus", "bike")
@@ -80,7 +80,7 @@ def make_vehicle(track_id: int, cls: int | str, lane: int, t_enter: float, speed
                    tuple(int(v) for v in pal[int(rng.integers(len(pal)))]))  # type: ignore[arg-type]
 
 
-class StreetScene:
+class StreetScene(Clip):
     """Renders frames and exact ground truth for a vehicle script. Deterministic from `seed`."""
 
     def __init__(self, vehicles: list[Vehicle], duration_s: float, fps: float = 10.0,
@@ -336,25 +336,6 @@ class StreetScene:
         if img is not None:
             img = self.lighting.apply(img, t, frame_rng(self.seed, index))
         return img, FrameTruth(index, round(t, 4), tuple(objects), gain=round(gain, 4))
-
-    def frames(self):
-        """Yields (frame_bgr, FrameTruth) for every frame in order."""
-        for i in range(self.n_frames):
-            yield self.render(i)
-
-    def truths(self) -> list[FrameTruth]:
-        return [self.render(i, pixels=False)[1] for i in range(self.n_frames)]
-
-    def write_video(self, path) -> list[FrameTruth]:
-        """Writes the clip as MJPG .avi; returns the per-frame truth."""
-        truths: list[FrameTruth] = []
-
-        def gen():
-            for img, tr in self.frames():
-                truths.append(tr)
-                yield img
-        write_video(path, gen(), self.fps)
-        return truths
 
     def crossings(self, line_x: float, truths: list[FrameTruth] | None = None) -> list[tuple[int, str, int, int]]:
         """(track_id, label, direction, frame) each time a box centre crosses the vertical image line x=line_x.
