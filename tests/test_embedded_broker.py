@@ -6,12 +6,10 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from broker_support import (
     BOTH,
     REPO,
@@ -20,23 +18,11 @@ from broker_support import (
     WAIT,
     BrokerThread,
     Client,
-    client_factory,
     connect_packet,
     recv_exactly,
-    running_broker,
 )
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-
-@pytest.fixture
-def broker() -> Iterator[BrokerThread]:
-    yield from running_broker()
-
-
-@pytest.fixture
-def clients(broker: BrokerThread) -> Iterator[Any]:
-    yield from client_factory(broker)
 
 
 @BOTH

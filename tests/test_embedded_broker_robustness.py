@@ -7,7 +7,6 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,20 +16,8 @@ from broker_support import (
     WAIT,
     BrokerThread,
     Client,
-    client_factory,
     connect_packet,
-    running_broker,
 )
-
-
-@pytest.fixture
-def broker() -> Iterator[BrokerThread]:
-    yield from running_broker()
-
-
-@pytest.fixture
-def clients(broker: BrokerThread) -> Iterator[Any]:
-    yield from client_factory(broker)
 
 
 def test_keepalive_timeout_closes_a_silent_client_and_sends_its_will(
