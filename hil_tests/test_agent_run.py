@@ -138,3 +138,21 @@ def test_ctrl_c_stops_the_agent_cleanly_too(tmp_path: Path, mosquitto: Mosquitto
         sub.stop()
     assert proc.returncode == 0, out
     assert "Traceback" not in out and "stopped in" in out
+
+
+def test_a_second_agent_on_the_same_data_dir_is_refused(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    cfg = write_config(tmp_path, mosquitto.port)
+    first = start_agent(cfg)
+    try:
+        lock = tmp_path / "data" / "agent.lock"
+        deadline = time.monotonic() + 30
+        while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = subprocess.run([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert f"another edge-agent (pid {first.pid}) is running" in second.stderr and "Traceback" not in second.stderr
+        assert first.poll() is None, "the running agent is not disturbed"
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=10)
+    assert first.returncode == 0

@@ -55,6 +55,7 @@ class Agent:
         self.restart_requested = ""  # set by a remote restart or config update: re-exec after shutdown
         self.started_wall = time.time()
         self._stop = asyncio.Event()
+        self._lock_fd: int | None = None
 
     # -- readings path ---------------------------------------------------
     def emit(self, readings: list[Reading]) -> None:
@@ -70,6 +71,7 @@ class Agent:
                 f"cannot create the data directory {self.data_dir}: {exc.strerror}; create it writable by the agent's user "
                 "(the systemd unit's StateDirectory does) or set [gateway] data_dir"
             ) from None
+        self._lock_fd = lock_data_dir(self.data_dir)
         from agent.outbox import Outbox
         from agent.uplink import Uplink
 
@@ -228,6 +230,9 @@ class Agent:
             await _bounded(self.outbox.close(), 2.0, "outbox")
         if self.broker is not None:
             await _bounded(self.broker.stop(), 0.5, "embedded broker")
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the data directory for the next run
+            self._lock_fd = None
         log.info("stopped in %.2f s", time.monotonic() - started)
 
     # -- what the hub and the technician see -----------------------------
@@ -263,6 +268,30 @@ class Agent:
             "tasks": self.supervisor.status(),
             "remote": self.remote.status() if self.remote is not None else {},
         }
+
+
+def lock_data_dir(data_dir: str) -> int:
+    """Hold an exclusive lock on the data directory for the agent's lifetime.
+
+    Two agents on one outbox would hand out the same sequence numbers; the
+    second one is refused with the first one's pid instead.
+    """
+    import fcntl
+
+    path = os.path.join(data_dir, "agent.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StartupError(
+            f"another edge-agent (pid {holder}) is running with data_dir {data_dir}; stop it first "
+            "(systemctl stop edge-agent) or give this one its own [gateway] data_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 async def _bounded(coro: Any, timeout: float, what: str) -> None:
