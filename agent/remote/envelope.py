@@ -20,10 +20,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_+/=-]{16,128}$")
@@ -62,7 +62,7 @@ def peek_id(payload: bytes) -> str | None:
         return None
 
 
-def parse(name: str, payload: bytes, *, gateway: str, trusted: list[Ed25519PublicKey]) -> Command:
+def parse(name: str, payload: bytes, *, gateway: str, trusted: list[Ed25519PublicKey] | TrustedKeys) -> Command:
     if len(payload) > MAX_COMMAND_BYTES:
         raise Refused("too_large", f"command is {len(payload)} bytes, more than {MAX_COMMAND_BYTES}; send large files in chunks")
     try:
@@ -103,7 +103,11 @@ def parse(name: str, payload: bytes, *, gateway: str, trusted: list[Ed25519Publi
     return Command(name, cid, float(ts), nonce, args, signed_by)
 
 
-def _verify(data: bytes, sig_b64: str, trusted: list[Ed25519PublicKey]) -> int:
+def _verify(data: bytes, sig_b64: str, trusted: list[Ed25519PublicKey] | TrustedKeys) -> int:
+    from cryptography.exceptions import InvalidSignature
+
+    if isinstance(trusted, TrustedKeys):
+        trusted = trusted.keys()
     if not trusted:
         raise Refused("untrusted", "no [remote] trusted_keys are configured, so no signature can be accepted; add the hub's public key")
     try:
@@ -120,7 +124,30 @@ def _verify(data: bytes, sig_b64: str, trusted: list[Ed25519PublicKey]) -> int:
 
 
 def load_public_keys(keys: list[str]) -> list[Ed25519PublicKey]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     return [Ed25519PublicKey.from_public_bytes(base64.b64decode(k)) for k in keys]
+
+
+class TrustedKeys:
+    """The configured public keys, loaded on the first signature to check.
+
+    The cryptography library costs the telemetry process several MB of
+    memory; most gateways go days between signed updates. The config
+    validator has already checked each key is 32 bytes of base64.
+    """
+
+    def __init__(self, keys_b64: list[str]) -> None:
+        self._b64 = list(keys_b64)
+        self._keys: list[Ed25519PublicKey] | None = None
+
+    def keys(self) -> list[Ed25519PublicKey]:
+        if self._keys is None:
+            self._keys = load_public_keys(self._b64)
+        return self._keys
+
+    def __bool__(self) -> bool:
+        return bool(self._b64)
 
 
 # -- the hub side (reference tools and tests) ---------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 from agent.remote import commands_basic
 from agent.remote.commands_basic import CommandFailed
 from agent.remote.config_update import ConfigUpdater
-from agent.remote.envelope import Command, Refused, load_public_keys, parse, peek_id
+from agent.remote.envelope import Command, Refused, TrustedKeys, parse, peek_id
 from agent.remote.replay import ReplayWindow, replay_path
 from agent.remote.results import Results
 from agent.remote.statefile import read_json, write_json
@@ -39,7 +39,7 @@ class RemoteManager:
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         self.state_path = os.path.join(self.state_dir, "state.json")
         self.state: dict[str, Any] = read_json(self.state_path, {})
-        self.trusted = load_public_keys(self.config.trusted_keys)
+        self.trusted = TrustedKeys(self.config.trusted_keys)
         self.replay = ReplayWindow(replay_path(agent.data_dir), max_skew=self.config.max_clock_skew, max_entries=self.config.replay_window_max)
         self.results = Results(agent.uplink, agent.uplink.topics.base, agent.data_dir, log)
         self.config_updater = ConfigUpdater(self)

@@ -20,14 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from agent.vision.manifest import OUTPUT_ROLES  # noqa: F401  (outputs each format has, in manifest order)
+
 FORMATS = ("ssd_tf", "yolov5", "yolov8", "yolox")
-# Outputs each format has, in the order the manifest names them.
-OUTPUT_ROLES = {
-    "ssd_tf": ("num_detections", "scores", "boxes", "classes"),
-    "yolov5": ("predictions",),
-    "yolov8": ("predictions",),
-    "yolox": ("predictions",),
-}
 
 Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]
 

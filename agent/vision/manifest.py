@@ -12,8 +12,17 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from agent.vision.decoders import OUTPUT_ROLES
 from drivers.base import StrictModel
+
+# Output tensors each format needs, by role. Kept here, not with the decoders,
+# so reading a manifest (config checks, remote model updates) needs no NumPy:
+# a gateway without cameras does not install it.
+OUTPUT_ROLES = {
+    "ssd_tf": ("num_detections", "scores", "boxes", "classes"),
+    "yolov5": ("predictions",),
+    "yolov8": ("predictions",),
+    "yolox": ("predictions",),
+}
 
 MANIFEST_NAME = "manifest.toml"
 
