@@ -66,6 +66,18 @@ def hub(tmp_path: Path, broker: MosquittoBroker) -> tuple[HubListener, Subscribe
     return listener, sub
 
 
+def received(listener: HubListener) -> int:
+    return listener.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0)
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
+    """Signal the agent and return its output; it must exit 0 within 10 s."""
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0, out
+    return out
+
+
 def test_agent_delivers_readings_and_stops_cleanly_on_sigterm(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
     listener, sub = hub(tmp_path, mosquitto)
     notify = tmp_path / "notify.sock"
@@ -75,16 +87,14 @@ def test_agent_delivers_readings_and_stops_cleanly_on_sigterm(tmp_path: Path, mo
     proc = start_agent(write_config(tmp_path, mosquitto.port), env={"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "2000000", "JOURNAL_STREAM": "8:1"})
     try:
         assert sd.recv(256).startswith(b"READY=1"), "the agent must tell systemd it is ready"
-        assert listener.wait_for(lambda: listener.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 20, 30)
+        assert listener.wait_for(lambda: received(listener) >= 20, 30)
         assert sd.recv(256) == b"WATCHDOG=1", "the watchdog is fed from the event loop"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=10)
+        out = stop(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
         sub.stop()
         sd.close()
-    assert proc.returncode == 0, out
     assert "<6>edge_agent: stopping" in out, "under journald each line carries its priority"
     gw = listener.store.summary()["gateways"]["gw-run-test"]
     assert gw["first_seq"] == 1 and not gw["unexplained_gaps"]
@@ -107,20 +117,18 @@ def test_readings_made_while_broker_is_down_arrive_after_it_returns(tmp_path: Pa
     listener, sub = hub(tmp_path, mosquitto)
     proc = start_agent(write_config(tmp_path, mosquitto.port))
     try:
-        assert listener.wait_for(lambda: listener.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 10, 30)
+        assert listener.wait_for(lambda: received(listener) >= 10, 30)
         mosquitto.stop()
         time.sleep(2)  # the agent keeps polling into its outbox meanwhile
         mosquitto.start()
         sub.stop()
         listener2, sub = hub(tmp_path, mosquitto)
-        assert listener2.wait_for(lambda: listener2.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 10, 30)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=10)
+        assert listener2.wait_for(lambda: received(listener2) >= 10, 30)
+        stop(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
         sub.stop()
-    assert proc.returncode == 0, out
     gw = listener2.store.summary()["gateways"]["gw-run-test"]
     assert gw["first_seq"] == 1 and not gw["unexplained_gaps"], gw
 
@@ -129,14 +137,12 @@ def test_ctrl_c_stops_the_agent_cleanly_too(tmp_path: Path, mosquitto: Mosquitto
     listener, sub = hub(tmp_path, mosquitto)
     proc = start_agent(write_config(tmp_path, mosquitto.port))
     try:
-        assert listener.wait_for(lambda: listener.store.summary()["gateways"].get("gw-run-test", {}).get("readings", 0) >= 5, 30)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=10)
+        assert listener.wait_for(lambda: received(listener) >= 5, 30)
+        out = stop(proc, signal.SIGINT)
     finally:
         if proc.poll() is None:
             proc.kill()
         sub.stop()
-    assert proc.returncode == 0, out
     assert "Traceback" not in out and "stopped in" in out
 
 
@@ -153,6 +159,4 @@ def test_a_second_agent_on_the_same_data_dir_is_refused(tmp_path: Path, mosquitt
         assert f"another edge-agent (pid {first.pid}) is running" in second.stderr and "Traceback" not in second.stderr
         assert first.poll() is None, "the running agent is not disturbed"
     finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=10)
-    assert first.returncode == 0
+        stop(first)
