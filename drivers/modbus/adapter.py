@@ -35,9 +35,7 @@ _pymodbus_log = logging.getLogger("pymodbus.logging")
 if _pymodbus_log.level == logging.NOTSET:
     _pymodbus_log.setLevel(logging.CRITICAL)
 
-TCP = "tcp"
-RTU = "rtu"
-RTU_OVER_TCP = "rtu_over_tcp"
+from drivers.modbus.transports import RTU, RTU_OVER_TCP, TCP  # noqa: E402
 
 # Called once per transaction and direction: (sending, raw bytes).
 FrameHook = Callable[[bool, bytes], None]

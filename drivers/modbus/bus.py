@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from drivers.base import Backoff, Bus, BusConfig
-from drivers.modbus.adapter import RTU, RTU_OVER_TCP, TCP, ModbusClient
+from drivers.modbus.transports import RTU, RTU_OVER_TCP, TCP
+
+if TYPE_CHECKING:
+    from drivers.modbus.adapter import ModbusClient
 from drivers.modbus.errors import ModbusConnectionLost, ModbusError, ModbusExceptionResponse, ModbusTimeout
 from drivers.modbus.recorder import FlightRecorder
 
@@ -203,6 +206,8 @@ class ModbusTcpBus(ModbusBus):
 
     def _make_client(self) -> ModbusClient:
         c = self.config
+        from drivers.modbus.adapter import ModbusClient  # pymodbus loads with the first Modbus bus only
+
         return ModbusClient(TCP, host=c.host, port=c.port, on_frame=self.recorder.frame)  # type: ignore[attr-defined]
 
 
@@ -212,6 +217,8 @@ class ModbusRtuBus(ModbusBus):
 
     def _make_client(self) -> ModbusClient:
         c = self.config
+        from drivers.modbus.adapter import ModbusClient
+
         return ModbusClient(
             RTU, serial_port=c.port, baudrate=c.baudrate, parity=c.parity, bytesize=c.bytesize, stopbits=c.stopbits, on_frame=self.recorder.frame  # type: ignore[attr-defined]
         )
@@ -223,4 +230,6 @@ class ModbusRtuOverTcpBus(ModbusBus):
 
     def _make_client(self) -> ModbusClient:
         c = self.config
+        from drivers.modbus.adapter import ModbusClient
+
         return ModbusClient(RTU_OVER_TCP, host=c.host, port=c.port, on_frame=self.recorder.frame)  # type: ignore[attr-defined]
