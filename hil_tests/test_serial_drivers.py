@@ -67,6 +67,17 @@ class Harness:
     def with_status(self, status: str) -> list[Reading]:
         return [r for r in self.readings if r.status == status]
 
+    async def inject_and_resync(self, *, garbage: int, length: int, checksum: int, metric: str = "pm2_5") -> dict[str, int]:
+        """Send noise, cut frames and bad checksums; wait until each is counted and
+        good frames flow again; return the driver's error counts."""
+        self.emulator.noise_next(garbage)
+        self.emulator.partial_next(length)
+        self.emulator.corrupt_next(checksum)
+        await self.until("the faults", lambda: self.seen(checksum=checksum, length=length, garbage=garbage))
+        n = len(self.ok(metric))
+        await self.until("5 more frames", lambda: len(self.ok(metric)) >= n + 5)
+        return self.driver.status()["error_counts"]
+
     def seen(self, **at_least: int) -> bool:
         counts = self.driver.status()["error_counts"]
         return all(counts.get(kind, 0) >= n for kind, n in at_least.items())
@@ -94,13 +105,7 @@ def test_sds011_values_faults_and_counts() -> None:
         async with Harness(Sds011Driver, Sds011Config, Sds011Emulator(interval=0.03)) as h:
             emu = h.emulator
             await h.until("5 frames", lambda: len(h.ok("pm2_5")) >= 5)
-            emu.noise_next(2)
-            emu.partial_next(2)
-            emu.corrupt_next(3)
-            await h.until("the faults", lambda: h.seen(checksum=3, length=2, garbage=2))
-            n = len(h.ok("pm2_5"))
-            await h.until("5 more frames", lambda: len(h.ok("pm2_5")) >= n + 5)
-            counts = h.driver.status()["error_counts"]
+            counts = await h.inject_and_resync(garbage=2, length=2, checksum=3)
             assert counts.get("checksum") == 3
             assert counts.get("length") == 2  # the two cut frames; the whole frame after each was decoded
             assert counts.get("garbage") == 2
@@ -139,13 +144,7 @@ def test_pms5003_resyncs_after_noise_and_counts_bad_checksums() -> None:
         emu = Pms5003Emulator(interval=0.02)
         async with Harness(Pms5003Driver, Pms5003Config, emu) as h:
             await h.until("3 frames", lambda: len(h.ok("pm2_5")) >= 3)
-            emu.noise_next(3)
-            emu.corrupt_next(4)
-            emu.partial_next(1)
-            await h.until("the faults", lambda: h.seen(checksum=4, length=1, garbage=3))
-            n = len(h.ok("pm2_5"))
-            await h.until("5 more frames", lambda: len(h.ok("pm2_5")) >= n + 5)
-            counts = h.driver.status()["error_counts"]
+            counts = await h.inject_and_resync(garbage=3, length=1, checksum=4)
             assert counts.get("checksum") == 4
             assert counts.get("garbage") == 3
             assert counts.get("length") == 1
