@@ -22,12 +22,16 @@ def within(got: int, truth: int, share: float = 0.03, floor: int = 0) -> bool:
     return abs(got - truth) <= max(share * truth, floor)
 
 
-@pytest.fixture(scope="module")
-def separated_clip(tmp_path_factory):
-    scene = separated_traffic(20, seed=11)
-    path = tmp_path_factory.mktemp("clips") / "separated.avi"
+def clip_with_truth(scene, tmp_path_factory, name: str):
+    """The scene written as a video, and its true line counts at the centre line."""
+    path = tmp_path_factory.mktemp("clips") / name
     truths = scene.write_video(str(path))
     return path, truth_counts(scene, truths, scene.size[0] / 2)
+
+
+@pytest.fixture(scope="module")
+def separated_clip(tmp_path_factory):
+    return clip_with_truth(separated_traffic(20, seed=11), tmp_path_factory, "separated.avi")
 
 
 def test_motion_counter_counts_every_vehicle_in_the_right_direction(separated_clip, tmp_path) -> None:
@@ -48,9 +52,7 @@ def random_traffic_clip(tmp_path_factory):
     """Poisson traffic in four lanes: overtaking (one car hiding another),
     a lamp post in front, all classes, speeds, a passing cloud."""
     scene = StreetScene.random(seed=22, duration_s=50, fps=10, size=(640, 360), per_lane_per_min=10)
-    path = tmp_path_factory.mktemp("clips") / "traffic.avi"
-    truths = scene.write_video(str(path))
-    return path, truth_counts(scene, truths, scene.size[0] / 2)
+    return clip_with_truth(scene, tmp_path_factory, "traffic.avi")
 
 
 def test_shipped_vehicle_model_counts_random_traffic_by_direction(random_traffic_clip, tmp_path) -> None:
