@@ -84,10 +84,6 @@ class Reading:
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Reading:
-        return cls(**data)  # type: ignore[arg-type]
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Reading):
             return NotImplemented

@@ -62,10 +62,6 @@ class EmbeddedBroker:
             raise RuntimeError("the broker is not started: await start() first")
         return self._port
 
-    @property
-    def client_count(self) -> int:
-        return len(self.router.sessions)
-
     async def start(self) -> int:
         if self._server is not None:
             return self.port

@@ -31,7 +31,3 @@ def load_or_exit(path: str) -> Any:
         print(exc.render(), file=sys.stderr)
         raise SystemExit(2) from None
 
-
-def use_colour(stream: Any = None) -> bool:
-    stream = stream or sys.stdout
-    return hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR")

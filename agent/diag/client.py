@@ -13,8 +13,6 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from agent.diag.protocol import DiagError
-
 
 class AgentNotRunning(Exception):
     """No socket, or nobody listening on it: offline mode."""
@@ -121,6 +119,3 @@ class DiagClient:
                 return
             raise RemoteError.from_reply(msg.get("error") or {})
 
-
-def remote_error_to_diag(err: RemoteError) -> DiagError:
-    return DiagError(err.code, err.message, err.hint)

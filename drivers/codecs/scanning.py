@@ -107,15 +107,6 @@ def _garbage(count):
     return (GARBAGE, f"{count} byte{'' if count == 1 else 's'} outside any frame")
 
 
-def count_events(events, counts=None):
-    """Add the events to a {kind: count} dict (frames under FRAME)."""
-    if counts is None:
-        counts = {}
-    for ev in events:
-        counts[ev[0]] = counts.get(ev[0], 0) + 1
-    return counts
-
-
 def frames_of(events):
     """The decoded dicts among the events, in order."""
     return [ev[1] for ev in events if ev[0] == FRAME]

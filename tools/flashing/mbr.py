@@ -68,10 +68,6 @@ class PartitionTable:
         raise FlashError("the image has no FAT boot partition",
                          "use a Raspberry Pi OS image (.img, .img.xz or .zip) as downloaded from raspberrypi.com")
 
-    def by_number(self, number: int) -> Partition | None:
-        return next((p for p in self.partitions if p.number == number), None)
-
-
 def parse_mbr(sector: bytes) -> PartitionTable:
     """The primary partitions of an MBR sector; raises FlashError if it is not one."""
     if len(sector) < SECTOR:

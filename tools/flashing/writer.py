@@ -241,10 +241,3 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
                          "do not install it; the card or reader is probably faulty, use another one")
     return digest.hexdigest(), seconds
 
-
-def write_and_verify(chunks: Iterator[bytes], total: int, target: Target, block: int,
-                     progress: ProgressBar) -> WriteResult:
-    """Write a stream and verify it by hash (the path for sources that cannot be re-read)."""
-    sha, write_seconds = write_image(chunks, total, target, progress)
-    _, verify_seconds = verify_image(target, total, sha, block, progress)
-    return WriteResult(sha, total, write_seconds, verify_seconds)
