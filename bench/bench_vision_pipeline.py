@@ -1,24 +1,36 @@
-"""Vision pipeline speed: what the whole camera pipeline (decode, preprocess,
-inference, decode of outputs, tracking, lines) achieves against a bare
-`session.run` loop on the same model and frames, the time per stage, the
-latency from a frame to its count, and the worker's memory.
+"""Vision pipeline throughput: the worker's real camera path against a bare
+`session.run` loop on the same model and frames, the latency the overlap of
+stages adds, where each thread's CPU goes, and the live worker's frame ->
+count latency and memory.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_vision_pipeline.py [--model vehicle_tiny] [--frames 120] [--rounds 3]
+    PYTHONPATH=. .venv/bin/python bench/bench_vision_pipeline.py [--model vehicle_tiny] [--frames 300] [--rounds 3]
 
-Measured in one run, interleaved (bare, pipeline, bare, pipeline, ...) so the
-machine's noise hits both alike; the ratio is the result, not the absolute
-milliseconds. Frames: a rendered street clip (640x360 MJPG), the camera view
-the vehicle model is made for.
-Part 3 runs the real spawned worker through the VisionSupervisor on the same
-clip as a camera (realtime, 5 fps detection) and reports frame -> count
-latency and the worker's RSS.
+Blocks alternate in one run (bare, serial, pipelined, then the next round in
+a rotated order) so the machine's noise hits all alike; per round the ratio
+pipelined / bare is the result, not the absolute milliseconds.
+- bare: `session.run` on every frame's tensor, prepared beforehand;
+- pipelined: the worker's path as the worker runs it (agent.vision.worker
+  build_cameras + agent.vision.scheduler): the reader thread decoding the
+  file, preprocessing, inference on the inference thread, output decoding and
+  NMS, tracker, counting line; every frame of the file (realtime = false,
+  detect_fps = the clip's rate), timed from opening the file to the last
+  frame's events;
+- serial: the same with overlap=False (every step in a row on one thread),
+  for the record.
+Frames: a rendered street clip (640x360 MJPG), the view the vehicle model is
+made for; the person model runs on the same frames (its speed does not depend
+on what it sees).
+The last part runs the real spawned worker through the VisionSupervisor on
+the same clip as a camera (realtime, 5 fps detection).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -28,15 +40,31 @@ import cv2
 
 from agent.runtime.clock import Clock
 from agent.vision.config import CameraConfig, LineConfig, VisionConfig
-from agent.vision.models import load_detector
-from agent.vision.pipeline import CameraPipeline, model_detector
-from agent.vision.sources import FrameSource
+from agent.vision.pipeline import model_detector
+from agent.vision.scheduler import Scheduler
 from agent.vision.supervisor import VisionSupervisor
+from agent.vision.worker import build_cameras, tune_process
 from hil_tests.emulators.scenes import StreetScene
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = str(ROOT / "edge_models")
 LINE = LineConfig(name="centre", start=(0.5, 1.0), end=(0.5, 0.0))
+
+
+class Collect:
+    """The worker's result queue, kept in a list."""
+
+    dropped = 0
+
+    def __init__(self) -> None:
+        self.msgs: list[tuple] = []
+
+    def send(self, msg: tuple) -> None:
+        self.msgs.append(msg)
+
+
+class Beat:
+    value = 0.0
 
 
 def rss_mb(pid: int) -> float:
@@ -47,34 +75,36 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def interleaved(det, tensors: list, cam: CameraConfig, vision: VisionConfig) -> tuple[float, float, dict[str, float]]:
-    """Per frame: one bare session.run on the prepared tensor, then the same
-    frame through FrameSource (decoded by its reader thread, as in the worker)
-    and CameraPipeline.process. Returns (bare fps, pipeline fps, stage ms)."""
-    detect, info = model_detector(cam, vision)
-    pipe = CameraPipeline(cam, tempfile.gettempdir(), detect, info)
-    src = FrameSource(cam, logging.getLogger("bench"))
-    src.start()
-    bare_s = pipe_s = 0.0
-    n = 0
-    while n < len(tensors):
-        t0 = time.perf_counter()
-        det.run(tensors[n])
-        t1 = time.perf_counter()
-        f = src.take()
-        while f is None and not src.finished:
-            time.sleep(0.0002)
-            f = src.take()
-        if f is None:
-            break
-        pipe.process(f.image, f.t)
-        t2 = time.perf_counter()
-        bare_s += t1 - t0
-        pipe_s += t2 - t1
-        n += 1
-    src.stop()
-    stages = {k: v.value for k, v in pipe.stage_ms.items() if v.value is not None}
-    return n / bare_s, n / pipe_s, stages
+def bare(run, tensors: list) -> dict:
+    t0 = time.perf_counter()
+    for x in tensors:
+        run(x)
+    return {"s": time.perf_counter() - t0, "n": len(tensors)}
+
+
+def worker_path(cam: CameraConfig, vision: VisionConfig, data_dir: str, overlap: bool) -> dict:
+    """Every frame of the clip through build_cameras + Scheduler, as in the worker."""
+    log = logging.getLogger("bench")
+    cams = build_cameras(vision, [cam], data_dir, log, Beat())
+    c = cams[0]
+    c.analysis_ms = collections.deque()  # every frame's latency, not only the status's last 100
+    out = Collect()
+    sched = Scheduler(cams, out, log, overlap=overlap)
+    cpu0 = {"all": time.process_time(), "main": time.thread_time()}
+    t0 = time.perf_counter()
+    c.source.start()
+    sched.run_to_end()
+    s = time.perf_counter() - t0
+    cpu = {"main": time.thread_time() - cpu0["main"]}
+    if sched.stage is not None:  # a new thread per block: all its time is this block's
+        cpu["inference"] = time.clock_gettime(time.pthread_getcpuclockid(sched.stage._thread.ident))  # type: ignore[arg-type]
+    # the reader thread has ended with its file: the rest of the process's time is its
+    cpu["reader"] = time.process_time() - cpu0["all"] - sum(cpu.values())
+    c.source.stop()
+    sched.close()
+    stages = {k: v.value for k, v in c.pipe.stage_ms.items() if v.value is not None}
+    crossings = [m[2:5] for m in out.msgs if m[0] == "count"]
+    return {"s": s, "n": c.analysed, "latency": statistics.median(c.analysis_ms), "stages": stages, "cpu": cpu, "crossings": crossings}
 
 
 async def live_worker(cam: CameraConfig, vision: VisionConfig, seconds: float) -> dict:
@@ -100,6 +130,7 @@ async def live_worker(cam: CameraConfig, vision: VisionConfig, seconds: float) -
             "counted": vs.counted,
             "latency_p50": lat[len(lat) // 2] if lat else None,
             "latency_max": lat[-1] if lat else None,
+            "analysis_ms": st.get("analysis_ms"),
             "rss_mb": max(rss) if rss else None,
             "stage_ms": st.get("stage_ms"),
         }
@@ -112,9 +143,10 @@ async def live_worker(cam: CameraConfig, vision: VisionConfig, seconds: float) -
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vehicle_tiny")
-    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--live-seconds", type=float, default=20.0)
+    ap.add_argument("--no-serial", action="store_true", help="skip the serial blocks (faster on slow models)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-vision-"))
@@ -133,31 +165,61 @@ def main() -> None:
     decode_ms = (time.perf_counter() - t0) / max(len(frames), 1) * 1000
 
     vision = VisionConfig(models_dir=MODELS)
-    det = load_detector(args.model, models_dir=MODELS, threads=vision.onnx_threads)
-    tensors = [det.preprocess(f)[0] for f in frames]
+    tune_process(vision)  # as the worker process is set up
     # every frame analysed: detect_fps equal to the clip's rate
     cam = CameraConfig(name="bench", source=str(clip), model=args.model, realtime=False, detect_fps=fps, lines=[LINE])
+    model, _ = model_detector(cam, vision)  # the session and threshold the worker's camera gets
+    tensors = [model.prepare(f)[0] for f in frames]
 
-    bare, piped, stages = [], [], []
-    for _ in range(args.rounds):
-        b, p, st = interleaved(det, tensors, cam, vision)
-        bare.append(b)
-        piped.append(p)
-        stages.append(st)
-    b, p = statistics.median(bare), statistics.median(piped)
-    print(f"model {args.model}, {len(frames)} frames 640x360, onnx threads {vision.onnx_threads}, {args.rounds} rounds interleaved frame by frame")
-    print(f"bare session.run         {b:7.1f} fps  ({1000 / b:.1f} ms)")
-    print(f"pipeline (decode..lines) {p:7.1f} fps  ({1000 / p:.1f} ms)   ratio {p / b:.2f}  (per round: {', '.join(f'{x / y:.2f}' for x, y in zip(piped, bare, strict=True))})")
-    med = {k: statistics.median(s_.get(k, 0.0) for s_ in stages) for k in stages[0]}
-    print(f"per stage (ms): decode {decode_ms:.1f} (reader thread), detect = preprocess + run + outputs/NMS {med.get('detect', 0):.1f}, "
-          f"track {med.get('track', 0):.2f}, lines {med.get('count', 0):.2f}")
+    kinds = ["bare", "pipelined"] + ([] if args.no_serial else ["serial"])
+    res: dict[str, list[dict]] = {k: [] for k in kinds}
+    for r in range(args.rounds):
+        for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+            if kind == "bare":
+                res[kind].append(bare(model.infer, tensors))
+            else:
+                res[kind].append(worker_path(cam, vision, str(tmp), overlap=kind == "pipelined"))
 
-    live_cam = CameraConfig(name="live", source=str(clip), model=args.model, loop=True, realtime=True, detect_fps=5, lines=[LINE])
-    res = asyncio.run(live_worker(live_cam, vision, args.live_seconds))
-    print(f"live worker (clip as a 10 fps camera, 5 fps detection, {args.live_seconds:.0f} s): analysed {res['fps']} fps, "
-          f"slots missed {res['slots_missed']}, frames dropped by reader {res['frames_dropped']} (expected: half, 10 fps in, 5 fps used)")
-    print(f"frame -> count latency over {res['counted']} crossings: p50 {res['latency_p50']:.0f} ms, max {res['latency_max']:.0f} ms" if res["latency_p50"] else "no crossings")
-    print(f"worker RSS {res['rss_mb']:.0f} MB; worker stage ms {res['stage_ms']}")
+    def fps_of(x: dict) -> float:
+        return x["n"] / x["s"]
+
+    n = len(frames)
+    print(
+        f"model {args.model}, {n} frames 640x360, onnx threads {vision.onnx_threads}, {args.rounds} rounds of alternating blocks, load average {os.getloadavg()}"
+    )
+    for kind in kinds:
+        f = statistics.median(fps_of(x) for x in res[kind])
+        print(f"{kind:10s} {f:7.1f} fps ({1000 / f:.2f} ms/frame)   per round: {', '.join(f'{fps_of(x):.1f}' for x in res[kind])}")
+    for kind in kinds[1:]:
+        ratios = [fps_of(p) / fps_of(b) for p, b in zip(res[kind], res["bare"], strict=True)]
+        print(f"ratio {kind} / bare: median {statistics.median(ratios):.3f}   per round: {', '.join(f'{x:.3f}' for x in ratios)}")
+    counts = {kind: [len(x["crossings"]) for x in res[kind]] for kind in kinds[1:]}
+    same = all(x["crossings"] == res["pipelined"][0]["crossings"] for kind in kinds[1:] for x in res[kind])
+    print(f"crossings per block: {counts}; identical in every block and both paths: {same}")
+    for kind in kinds[1:]:
+        lat = statistics.median(x["latency"] for x in res[kind])
+        print(f"{kind:10s} frame taken -> events: median {lat:.2f} ms")
+    if "serial" in res:
+        added = statistics.median(p["latency"] - s["latency"] for p, s in zip(res["pipelined"], res["serial"], strict=True))
+        print(f"latency added by the overlap (all frames queued, as when counting a file): {added:+.2f} ms per frame")
+    for kind in kinds[1:]:
+        st = {k: statistics.median(x["stages"].get(k, 0.0) for x in res[kind]) for k in res[kind][0]["stages"]}
+        cpu = {k: statistics.median(x["cpu"].get(k, 0.0) for x in res[kind]) / n * 1000 for k in res[kind][0]["cpu"]}
+        print(f"{kind:10s} stage ms (moving averages): " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
+        print(f"{kind:10s} CPU ms per frame by thread: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+    print(f"decode of one frame alone: {decode_ms:.2f} ms; bare run: {1000 / statistics.median(fps_of(x) for x in res['bare']):.2f} ms")
+
+    if args.live_seconds > 0:
+        live_cam = CameraConfig(name="live", source=str(clip), model=args.model, loop=True, realtime=True, detect_fps=5, lines=[LINE])
+        live = asyncio.run(live_worker(live_cam, vision, args.live_seconds))
+        print(
+            f"live worker (clip as a 10 fps camera, 5 fps detection, {args.live_seconds:.0f} s): analysed {live['fps']} fps, "
+            f"slots missed {live['slots_missed']}, frames dropped by reader {live['frames_dropped']} (expected: half), "
+            f"frame taken -> events {live['analysis_ms']} ms"
+        )
+        if live["latency_p50"] is not None:
+            print(f"frame -> count latency over {live['counted']} crossings: p50 {live['latency_p50']:.0f} ms, max {live['latency_max']:.0f} ms")
+        print(f"worker RSS {live['rss_mb']:.0f} MB; worker stage ms {live['stage_ms']}")
 
 
 if __name__ == "__main__":

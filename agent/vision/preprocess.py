@@ -53,8 +53,7 @@ def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114,
-              align: str = "center") -> tuple[np.ndarray, Transform]:
+def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114, align: str = "center") -> tuple[np.ndarray, Transform]:
     """Resize keeping the aspect ratio and pad the rest: image centred (Ultralytics
     YOLO) or in the top-left corner (YOLOX)."""
     h, w = img.shape[:2]
@@ -62,7 +61,7 @@ def letterbox(img: np.ndarray, width: int, height: int, pad_value: int = 114,
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     px, py = ((width - nw) // 2, (height - nh) // 2) if align == "center" else (0, 0)
     out = np.full((height, width, img.shape[2]), pad_value, dtype=img.dtype)
-    out[py:py + nh, px:px + nw] = resize(img, nw, nh)
+    out[py : py + nh, px : px + nw] = resize(img, nw, nh)
     # Use the rounded size so boxes map back exactly onto the pixels that were drawn.
     return out, Transform(nw / w, nh / h, float(px), float(py), w, h)
 
@@ -73,13 +72,22 @@ def stretch(img: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Trans
     return resize(img, width, height), Transform(width / w, height / h, 0.0, 0.0, w, h)
 
 
-def to_tensor(img: np.ndarray, *, rgb: bool, layout: str, dtype: str, scale: float,
-              mean: tuple[float, float, float], std: tuple[float, float, float]) -> np.ndarray:
+def to_tensor(
+    img: np.ndarray, *, rgb: bool, layout: str, dtype: str, scale: float, mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> np.ndarray:
     """HWC BGR uint8 image -> batch of one in the model's colour order, layout and dtype.
 
     Float inputs get (pixel * scale - mean) / std per channel (in model colour order);
     uint8 inputs are passed as pixels.
     """
+    if dtype != "uint8" and layout == "NCHW" and not any(mean) and all(s == 1.0 for s in std):
+        # Scale only (most YOLO exports): planes split by OpenCV, one float
+        # multiply in numpy. About 10x faster than blobFromImage in OpenCV 5
+        # (0.07 against 0.7 ms for 320x192), and the same float32 values for
+        # every pixel value (tests/test_vision_pipeline.py checks all 256).
+        planes = cv2.split(img)
+        x = np.stack(planes[::-1] if rgb else planes)[None].astype(np.float32) * np.float32(scale)
+        return x.astype(np.float16) if dtype == "float16" else x
     if dtype != "uint8" and layout == "NCHW":
         # One C++ pass (swap, subtract, scale, transpose): about 3x faster than numpy here.
         # blobFromImage computes (pixel - m) * f, so m = mean / scale and f = scale / std.

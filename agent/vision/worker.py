@@ -20,7 +20,12 @@ drops the message and counts it, the worker never blocks on the agent):
   agent -> worker: ("snapshot", request_id, camera, blur_people),
     ("reference", request_id, camera, bin, "empty"|"full"), ("stop",)
 The heartbeat is a shared double the main loop sets to time.monotonic() on
-every turn, so a loop stuck in inference or in a decoder is caught.
+every turn, or to the start of the inference in progress (which runs on its
+own thread, agent.vision.stages), so a loop stuck in a decoder and an
+inference that never returns are both caught.
+
+Inside, the main thread prepares and finishes frames while the inference
+thread runs the models (agent.vision.scheduler says which frame goes where).
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import time
 from typing import Any
 
 from agent.vision.config import CameraConfig, VisionConfig
+from agent.vision.scheduler import Camera, Scheduler
 
 _STATS_EVERY = 1.0  # seconds
-_BIN_EVERY = 1.0
+_DRAIN_ON_STOP = 0.5  # seconds to finish the frames in flight when asked to stop
+_SWITCH_INTERVAL = 0.0005  # seconds
 
 
 class _Out:
@@ -60,55 +68,6 @@ class _QueueLog(logging.Handler):
         self.out.send(("log", record.levelno, record.getMessage()))
 
 
-class _Camera:
-    def __init__(self, cam: CameraConfig, source: Any, pipe: Any) -> None:
-        self.cam = cam
-        self.source = source
-        self.pipe = pipe
-        self.period = 1.0 / cam.detect_fps
-        self.next_due = time.monotonic()
-        self.missed = 0  # detection slots missed because the worker was busy
-        self.analysed = 0
-        self.finished_sent = False
-        self.error = ""
-        self._fps_count = 0
-        self._fps_since = time.monotonic()
-        self.fps = 0.0
-        self.last_bins: float = 0.0
-
-    def due(self, now: float) -> bool:
-        # files analysed at media time hand over exactly the due frames
-        return (self.source.kind == "file" and not self.cam.realtime) or now >= self.next_due
-
-    def advance(self, now: float) -> None:
-        if self.source.kind == "file" and not self.cam.realtime:
-            return
-        late = now - self.next_due
-        if late > self.period:
-            self.missed += int(late // self.period)
-            self.next_due = now + self.period
-        else:
-            self.next_due += self.period
-
-    def stats(self, now: float) -> dict[str, Any]:
-        span = now - self._fps_since
-        if span >= 1.0:
-            self.fps, self._fps_count, self._fps_since = self._fps_count / span, 0, now
-        p = self.pipe
-        return {
-            **self.source.stats(),
-            "mode": self.cam.mode,
-            "model": p.info.get("model") if p else None,
-            "fps": round(self.fps, 2),
-            "frames_analysed": self.analysed,
-            "slots_missed": self.missed,
-            "stage_ms": {k: (round(v.value, 2) if v.value is not None else None) for k, v in p.stage_ms.items()} if p else {},
-            "tracks": sum(1 for t in p.tracks if t.confirmed) if p else 0,
-            "reference_errors": p.reference_errors() if p else {},
-            "error": self.error or self.source.last_error,
-        }
-
-
 def worker_main(cameras: list[dict], vision: dict, data_dir: str, results: Any, commands: Any, heartbeat: Any) -> None:
     """Entry point of the spawned process."""
     out = _Out(results)
@@ -119,28 +78,42 @@ def worker_main(cameras: list[dict], vision: dict, data_dir: str, results: Any, 
     heartbeat.value = time.monotonic()
     parent = os.getppid()
     vcfg = VisionConfig.model_validate(vision)
+    tune_process(vcfg)
+    cams = build_cameras(vcfg, [CameraConfig.model_validate(c) for c in cameras], data_dir, log, heartbeat)
+    out.send(("ready", {c.cam.name: {"model": c.pipe.info.get("model") if c.pipe else None, "error": c.error} for c in cams}))
+    sched = Scheduler(cams, out, log)
+    for c in cams:
+        c.source.start()
+    try:
+        _loop(sched, out, commands, heartbeat, parent, data_dir, log)
+    finally:
+        sched.close()
+        for c in cams:
+            c.source.stop(0.5)
+
+
+def tune_process(vcfg: VisionConfig) -> None:
+    """Threading settings of the worker process (also used by the benchmark)."""
     import cv2
 
     # OpenCV's own thread pool (resize, colour conversion) would compete with
     # onnxruntime's threads; one budget for both keeps the agent's core free
     cv2.setNumThreads(vcfg.onnx_threads)
-    cams = _build(vcfg, [CameraConfig.model_validate(c) for c in cameras], data_dir, log, heartbeat)
-    out.send(("ready", {c.cam.name: {"model": c.pipe.info.get("model") if c.pipe else None, "error": c.error} for c in cams}))
-    for c in cams:
-        c.source.start()
-    try:
-        _loop(cams, out, commands, heartbeat, parent, data_dir, log)
-    finally:
-        for c in cams:
-            c.source.stop(0.5)
+    # The inference thread needs the interpreter lock for a moment after each
+    # run; with Python's default 5 ms switch interval it could wait that long
+    # behind the main thread's tracking, longer than the whole run of a small
+    # model.
+    sys.setswitchinterval(_SWITCH_INTERVAL)
 
 
-def _build(vcfg: VisionConfig, cameras: list[CameraConfig], data_dir: str, log: logging.Logger, heartbeat: Any) -> list[_Camera]:
+def build_cameras(vcfg: VisionConfig, cameras: list[CameraConfig], data_dir: str, log: logging.Logger, heartbeat: Any) -> list[Camera]:
+    """Sources and analysis of the enabled cameras, one model session shared
+    by the cameras that use the same model."""
     from agent.vision.pipeline import CameraPipeline, model_detector
     from agent.vision.sources import FrameSource
 
     loaded: dict[tuple[str, float], Any] = {}  # one session per model, shared by cameras
-    cams: list[_Camera] = []
+    cams: list[Camera] = []
     for cam in cameras:
         if not cam.enabled:
             continue
@@ -156,62 +129,31 @@ def _build(vcfg: VisionConfig, cameras: list[CameraConfig], data_dir: str, log: 
                 log.error("camera %s: %s", cam.name, error)
             heartbeat.value = time.monotonic()
         pipe = CameraPipeline(cam, data_dir, detect, info) if not error else None
-        c = _Camera(cam, FrameSource(cam, log), pipe)
+        c = Camera(cam, FrameSource(cam, log), pipe)
         c.error = error
         cams.append(c)
     return cams
 
 
-def _loop(cams: list[_Camera], out: _Out, commands: Any, heartbeat: Any, parent: int, data_dir: str, log: logging.Logger) -> None:
+def _loop(sched: Scheduler, out: _Out, commands: Any, heartbeat: Any, parent: int, data_dir: str, log: logging.Logger) -> None:
     last_stats = 0.0
     while True:
         now = time.monotonic()
-        heartbeat.value = now
+        heartbeat.value = sched.heartbeat(now)
         if os.getppid() != parent:
             return  # the agent died: do not linger as an orphan holding the camera
-        if not _commands(cams, out, commands, data_dir, log):
+        if not _commands(sched.cams, out, commands, data_dir, log):
+            sched.drain(_DRAIN_ON_STOP)
             return
-        busy = False
-        for c in cams:
-            if c.pipe is None:
-                continue
-            if c.source.finished:
-                if not c.finished_sent:
-                    out.send(("stats", {x.cam.name: x.stats(now) for x in cams}, out.dropped))
-                    out.send(("finished", c.cam.name))
-                    c.finished_sent = True
-                continue
-            if not c.due(now):
-                continue
-            frame = c.source.take()
-            if frame is None:
-                continue
-            c.advance(now)
-            try:
-                ev = c.pipe.process(frame.image, frame.t)
-            except Exception as exc:  # noqa: BLE001 - a bad frame must not end the worker
-                c.error = f"analysis failed: {exc}"
-                log.error("camera %s: %s", c.cam.name, c.error)
-                continue
-            c.analysed += 1
-            c._fps_count += 1
-            busy = True
-            for line, label, direction, _tid in ev["crossings"]:
-                out.send(("count", c.cam.name, line, label, direction, frame.captured))
-            for zone, value in ev["zones"].items():
-                out.send(("zone", c.cam.name, zone, value, frame.captured))
-            if ev["bins"] and now - c.last_bins >= _BIN_EVERY:
-                c.last_bins = now
-                for name, (level, overflow) in ev["bins"].items():
-                    out.send(("bin", c.cam.name, name, level, overflow))
+        busy = sched.turn(now)
         if now - last_stats >= _STATS_EVERY:
             last_stats = now
-            out.send(("stats", {c.cam.name: c.stats(now) for c in cams}, out.dropped))
+            out.send(("stats", {c.cam.name: c.stats(now) for c in sched.cams}, out.dropped))
         if not busy:
-            time.sleep(0.005)
+            sched.wait(0.005)
 
 
-def _commands(cams: list[_Camera], out: _Out, commands: Any, data_dir: str, log: logging.Logger) -> bool:
+def _commands(cams: list[Camera], out: _Out, commands: Any, data_dir: str, log: logging.Logger) -> bool:
     """Serve pending requests; False when asked to stop."""
     from agent.vision import snapshot
 
@@ -241,7 +183,7 @@ def _commands(cams: list[_Camera], out: _Out, commands: Any, data_dir: str, log:
             out.send(("reply", req, False, str(exc)))
 
 
-def _record_reference(c: _Camera, name: str, which: str, data_dir: str) -> str:
+def _record_reference(c: Camera, name: str, which: str, data_dir: str) -> str:
     """Save the region of a bin (empty or full) or a reference bay (empty)
     from the last analysed frame."""
     from agent.vision.bays import bay_box, reference_path
