@@ -213,3 +213,20 @@ def test_a_camera_faster_than_its_model_drops_frames_at_the_reader_not_in_the_wo
         release.set()
         sched.close()
         c.source.stop()
+
+
+@pytest.mark.parametrize("scale", [1 / 255, 1.0, 1 / 127.5])
+@pytest.mark.parametrize("rgb", [True, False])
+def test_scale_only_tensors_hold_the_values_blob_from_image_gives_for_every_pixel_value(scale, rgb) -> None:
+    """The worker's fast path for float inputs without mean or std must feed
+    the model exactly what OpenCV's blobFromImage did."""
+    import cv2
+    import numpy as np
+
+    from agent.vision.preprocess import to_tensor
+
+    img = np.random.default_rng(3).permutation(np.arange(256 * 3, dtype=np.int64) % 256).astype(np.uint8).reshape(16, 16, 3)
+    got = to_tensor(img, rgb=rgb, layout="NCHW", dtype="float32", scale=scale, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    want = cv2.dnn.blobFromImage(img, scale, mean=(0.0, 0.0, 0.0), swapRB=rgb)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert np.array_equal(got, want)

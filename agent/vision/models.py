@@ -199,12 +199,14 @@ class Detector:
         if len(scores) == 0:
             return []
         frame_boxes = tf.to_frame(boxes)
-        xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in frame_boxes]
-        sc = [float(s) for s in scores]
+        # arrays straight into OpenCV (the per-candidate Python lists cost more than the NMS itself)
+        xywh = np.concatenate([frame_boxes[:, :2], frame_boxes[:, 2:] - frame_boxes[:, :2]], axis=1)
+        sc32 = np.ascontiguousarray(scores, np.float32)
         if m.detect.nms == "agnostic":
-            idx = cv2.dnn.NMSBoxes(xywh, sc, self.score_threshold, m.detect.nms_iou)
+            idx = cv2.dnn.NMSBoxes(xywh, sc32, self.score_threshold, m.detect.nms_iou)
         else:
-            idx = cv2.dnn.NMSBoxesBatched(xywh, sc, [int(c) for c in ids], self.score_threshold, m.detect.nms_iou)
+            idx = cv2.dnn.NMSBoxesBatched(xywh, sc32, ids.astype(np.int32), self.score_threshold, m.detect.nms_iou)
+        sc = sc32.tolist()
         order = sorted((int(k) for k in np.asarray(idx).reshape(-1)), key=lambda k: -sc[k])[: m.detect.max_detections]
         return [Detection(tuple(round(float(v), 2) for v in frame_boxes[k]), round(sc[k], 4), int(ids[k]),  # type: ignore[arg-type]
                           self.labels[int(ids[k])]) for k in order]

@@ -27,10 +27,8 @@ class Transform:
     def to_frame(self, boxes: np.ndarray) -> np.ndarray:
         """Boxes (N, 4) x1, y1, x2, y2 in model-input pixels -> frame pixels, clipped to the frame."""
         out = np.empty_like(boxes, dtype=np.float64)
-        out[:, [0, 2]] = (boxes[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (boxes[:, [1, 3]] - self.pad_y) / self.scale_y
-        out[:, [0, 2]] = out[:, [0, 2]].clip(0, self.frame_w)
-        out[:, [1, 3]] = out[:, [1, 3]].clip(0, self.frame_h)
+        out[:, 0::2] = ((boxes[:, 0::2] - self.pad_x) / self.scale_x).clip(0, self.frame_w)
+        out[:, 1::2] = ((boxes[:, 1::2] - self.pad_y) / self.scale_y).clip(0, self.frame_h)
         return out
 
 
