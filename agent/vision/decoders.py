@@ -80,28 +80,30 @@ def yolox_grid(width: int, height: int, strides: Sequence[int]) -> tuple[np.ndar
     """Cell origins (N, 2) and strides (N, 1) in YOLOX's output order (stride by stride, row-major)."""
     grids, ss = [], []
     for s in strides:
-        gy, gx = np.mgrid[0:height // s, 0:width // s]
+        gy, gx = np.mgrid[0 : height // s, 0 : width // s]
         grids.append(np.stack([gx.ravel(), gy.ravel()], axis=1))
         ss.append(np.full((gx.size, 1), s))
     return np.concatenate(grids).astype(np.float32), np.concatenate(ss).astype(np.float32)
 
 
-def decode_yolox(outputs: Sequence[np.ndarray], width: int, height: int, min_score: float,
-                 decoded: bool, strides: Sequence[int]) -> Decoded:
+def decode_yolox(outputs: Sequence[np.ndarray], width: int, height: int, min_score: float, decoded: bool, strides: Sequence[int]) -> Decoded:
     p = np.asarray(outputs[0], np.float32)
     p = p.reshape(-1, p.shape[-1]).copy()
     if not decoded:
         grid, s = yolox_grid(width, height, strides)
         if len(grid) != len(p):
-            raise ValueError(f"YOLOX output has {len(p)} rows but strides {list(strides)} on a {width}x{height} "
-                             f"input give {len(grid)}; fix [output].strides or the input size in the manifest")
+            raise ValueError(
+                f"YOLOX output has {len(p)} rows but strides {list(strides)} on a {width}x{height} "
+                f"input give {len(grid)}; fix [output].strides or the input size in the manifest"
+            )
         p[:, 0:2] = (p[:, 0:2] + grid) * s
         p[:, 2:4] = np.exp(p[:, 2:4]) * s
     return decode_yolov5([p[None]], min_score)
 
 
-def decode(fmt: str, outputs: Sequence[np.ndarray], width: int, height: int, min_score: float,
-           decoded: bool = True, strides: Sequence[int] = (8, 16, 32)) -> Decoded:
+def decode(
+    fmt: str, outputs: Sequence[np.ndarray], width: int, height: int, min_score: float, decoded: bool = True, strides: Sequence[int] = (8, 16, 32)
+) -> Decoded:
     if fmt == "ssd_tf":
         return decode_ssd_tf(outputs, width, height, min_score)
     if fmt == "yolov5":
