@@ -27,8 +27,9 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agent.diag.client import DiagClient  # noqa: E402
+from hil_tests.agent_process import AgentProcess, diag, write_config  # noqa: E402
 from hil_tests.broker import MosquittoBroker  # noqa: E402
-from hil_tests.diag_env import AgentProcess, Emulators, diag, gateway_toml  # noqa: E402
+from hil_tests.diag_env import Emulators, gateway_toml  # noqa: E402
 from hil_tests.emulators.modbus_devices import profile_device  # noqa: E402
 from hil_tests.emulators.modbus_servers import TcpEmulator  # noqa: E402
 
@@ -75,7 +76,7 @@ def _sample(agent: AgentProcess, n: int) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        with DiagClient(str(agent.socket)) as c:
+        with DiagClient(str(agent.diag_socket)) as c:
             c.call("status")
         out.append((time.perf_counter() - t0) * 1000)
         time.sleep(0.05)
@@ -85,17 +86,21 @@ def _sample(agent: AgentProcess, n: int) -> list[float]:
 def run_case(name: str, tmp: Path, broker: MosquittoBroker, devices: str, extra: str, port: int | None) -> dict:
     work = tmp / name
     work.mkdir()
-    agent = AgentProcess(work, gateway_toml(work / "data", broker_port=broker.port, modbus_port=port, devices=devices, extra='[clock]\nsync_source = "assume"\n' + extra))
+    agent = AgentProcess(
+        write_config(
+            work, gateway_toml(work / "data", broker_port=broker.port, modbus_port=port, devices=devices, extra='[clock]\nsync_source = "assume"\n' + extra)
+        )
+    )
     agent.start()
     try:
         time.sleep(4.0)  # devices polling, vision worker up
         assert agent.proc is not None
-        with DiagClient(str(agent.socket)) as c:
+        with DiagClient(str(agent.diag_socket)) as c:
             before = c.call("status")
         cpu0, t0 = _cpu_seconds(agent.proc.pid), time.monotonic()
         lat = _sample(agent, SAMPLES)
         cpu1, t1 = _cpu_seconds(agent.proc.pid), time.monotonic()
-        with DiagClient(str(agent.socket)) as c:
+        with DiagClient(str(agent.diag_socket)) as c:
             after = c.call("status")
         readings = (after["outbox"].get("committed", 0) - before["outbox"].get("committed", 0)) / (t1 - t0)
         cli = []

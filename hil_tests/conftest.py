@@ -9,17 +9,21 @@ Broker fixtures (see hil_tests/broker.py for the full API):
 - `test_ca`: a session-wide CertAuthority (ca.pem, server/client/expired certs,
   `other_ca()` for a wrong CA).
 
+A failing test's report carries the log of every agent process it started
+(hil_tests/agent_process.py), so the agent's own account of the failure is there.
+
 A missing Mosquitto is a test failure telling how to install it, never a skip:
 a skipped broker test would hide that the uplink was never exercised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
+from hil_tests.agent_process import started_agents, take_started_agents
 from hil_tests.broker import MosquittoBroker, MosquittoNotInstalled
 from hil_tests.broker_certs import CertAuthority
 
@@ -54,3 +58,14 @@ def mosquitto_factory(
 @pytest.fixture
 def mosquitto(mosquitto_factory: Callable[..., MosquittoBroker]) -> MosquittoBroker:
     return mosquitto_factory()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    # Teardown is a test's last report: its agents are then forgotten.
+    agents = take_started_agents() if report.when == "teardown" else started_agents()
+    if report.failed:
+        for agent in agents:
+            report.sections.append((f"agent log {agent.log_file}", agent.log_tail()))
+    return report

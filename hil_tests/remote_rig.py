@@ -1,9 +1,13 @@
-"""A running agent (in this process) with remote management, a real Mosquitto and the reference hub client."""
+"""Remote management against a real Mosquitto and the reference hub client.
+
+`config_text(...)` is a gateway config with [remote] on; `running_agent(...)`
+runs that agent in this process (for the agent as its own process, see
+hil_tests/agent_process.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -46,7 +50,9 @@ enabled = false
 
 
 @asynccontextmanager
-async def running_agent(tmp_path: Path, port: int, key: Ed25519PrivateKey | None, *, extra: str = "", remote: str = "") -> AsyncIterator[tuple[Agent, HubClient]]:
+async def running_agent(
+    tmp_path: Path, port: int, key: Ed25519PrivateKey | None, *, extra: str = "", remote: str = ""
+) -> AsyncIterator[tuple[Agent, HubClient]]:
     cfg_file = tmp_path / "gateway.toml"
     cfg_file.write_text(config_text(tmp_path / "data", port, key=key, extra=extra, remote=remote))
     agent = Agent(load_config_text(cfg_file.read_text(), str(cfg_file)), config_path=str(cfg_file))
@@ -54,11 +60,10 @@ async def running_agent(tmp_path: Path, port: int, key: Ed25519PrivateKey | None
     await asyncio.to_thread(hub.start, "127.0.0.1", port)
     await agent.start()
     try:
-        for _ in range(200):  # bounded: connected and subscribed to its command topic
-            if agent.uplink.stats()["connected"]:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)
+        # Ready: the hub has the agent's "online" status, which the agent publishes
+        # right after it subscribes to its command topic on the same connection.
+        online = await asyncio.to_thread(hub.wait, lambda: any(t.endswith(f"/{GATEWAY}/status") and b'"online"' in p for t, p in hub.messages), 30)
+        assert online, f"the agent never reported online to the hub: {agent.uplink.stats()}"
         yield agent, hub
     finally:
         await agent.shutdown()
@@ -67,43 +72,3 @@ async def running_agent(tmp_path: Path, port: int, key: Ed25519PrivateKey | None
 
 async def result(hub: HubClient, cid: str, timeout: float = 20.0) -> dict:
     return await asyncio.to_thread(hub.result, cid, ("done", "failed", "refused"), timeout)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-class AgentProcess:
-    """`python -m agent.cli.main run --config FILE` as systemd would start it; output goes to a file."""
-
-    def __init__(self, cfg: Path, log_file: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
-        import os
-        import subprocess
-        import sys
-
-        self.log_file = log_file
-        root = Path(__file__).resolve().parents[1]
-        with open(log_file, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg), *args],
-                cwd=root,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-            )
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def stop(self) -> int:
-        import signal
-        import subprocess
-
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from agent.diag.client import DiagClient
-from hil_tests.diag_env import METER_AND_CLIMATE, PYTHON, REPO, AgentProcess, Emulators, env, gateway_toml
+from hil_tests.agent_process import PYTHON, REPO, AgentProcess, agent_env, write_config
+from hil_tests.diag_env import METER_AND_CLIMATE, Emulators, gateway_toml
 from hil_tests.emulators.modbus_devices import profile_device
 from hil_tests.emulators.modbus_servers import TcpEmulator
 
@@ -30,7 +31,7 @@ class Rig:
 
     def status(self) -> tuple[int, dict[str, Any]]:
         """The agent's status over its socket, in-process (polling through the CLI would cost a process each time)."""
-        with DiagClient(str(self.agent.socket)) as c:
+        with DiagClient(str(self.agent.diag_socket)) as c:
             st = c.call("status")
         return {"ok": 0, "degraded": 1, "broken": 2}[st["health"]], st
 
@@ -47,11 +48,15 @@ def rig(tmp_path: Path, mosquitto: Any) -> Iterator[Rig]:
     emus = Emulators()
     meter, climate = profile_device("eastron_sdm120", 1), profile_device("xy_md02", 2)
     tcp = emus.start(TcpEmulator([meter, climate]))
-    agent = AgentProcess(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, modbus_port=tcp.port, devices=METER_AND_CLIMATE, extra=ASSUME_CLOCK))
+    agent = AgentProcess(
+        write_config(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, modbus_port=tcp.port, devices=METER_AND_CLIMATE, extra=ASSUME_CLOCK))
+    )
     try:
         agent.start()
         r = Rig(agent, meter, climate, tcp, mosquitto)
-        assert agent.wait_for(lambda: r.status()[0] == 0, 20), f"agent never became healthy:\n{agent.diag('status').stdout}\n{agent.log_text()}"
+        # healthy and polled: a device still waiting for its first poll counts as ok
+        healthy = agent.wait_for(lambda: (st := r.status())[0] == 0 and all(d["online"] for d in st[1]["devices"].values()), 20)
+        assert healthy, f"agent never became healthy:\n{agent.diag('status').stdout}\n{agent.log_text()}"
         yield r
     finally:
         agent.stop()
@@ -84,7 +89,7 @@ def test_healthy_gateway_status_devices_and_readings_show_the_facts(rig: Rig) ->
     # --follow streams new readings as they are made, until the technician stops it
     follow = subprocess.Popen(
         [PYTHON, "-m", "agent.cli.main", "diag", "readings", "--follow", "--last", "0", "--metric", "temperature", "--json", "--config", str(rig.agent.config)],
-        cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         lines = [json.loads(follow.stdout.readline()) for _ in range(3)]
@@ -189,7 +194,7 @@ def test_bundle_has_status_frames_and_logs_and_no_planted_secret(tmp_path: Path,
     text = gateway_toml(tmp_path / "data", broker_port=broker.port, modbus_port=tcp.port, devices=METER_AND_CLIMATE, extra=extra)
     text = text.replace("[uplink]\n", f'[uplink]\nusername = "gw-diag"\npassword_file = "{tmp_path / "mqtt.pw"}"\n')
     text = "# hub api_token = " + secrets["token"] + "\n" + text
-    agent = AgentProcess(tmp_path, text)
+    agent = AgentProcess(write_config(tmp_path, text))
     try:
         agent.start()
         assert agent.wait_for(lambda: Rig(agent, None, None, None, None).status()[1]["uplink"].get("connected"), 20), agent.log_text()
@@ -223,7 +228,7 @@ def test_offline_mode_says_so_and_opens_the_devices_itself(rig: Rig) -> None:
     assert rig.agent.proc is not None
     rig.agent.proc.kill()  # a crash: the socket file stays behind
     rig.agent.proc.wait(10)
-    assert rig.agent.socket.exists()
+    assert rig.agent.diag_socket.exists()
     st = rig.agent.diag("status")
     assert st.returncode == 2 and "agent not running" in st.stdout and "stale socket" in st.stdout
     assert "systemctl start edge-agent" in st.stdout

@@ -10,7 +10,8 @@ import cv2
 import pytest
 
 from agent.diag.client import DiagClient
-from hil_tests.diag_env import AgentProcess, gateway_toml
+from hil_tests.agent_process import AgentProcess, write_config
+from hil_tests.diag_env import gateway_toml
 from hil_tests.emulators.scenes import StreetScene
 
 
@@ -37,7 +38,7 @@ end = [0.5, 1.0]
 name = "bin-a"
 region = [0.05, 0.05, 0.25, 0.3]
 """
-    agent = AgentProcess(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, extra=extra))
+    agent = AgentProcess(write_config(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, extra=extra)))
     agent.start()
     try:
         yield agent
@@ -49,7 +50,7 @@ def test_snapshot_reference_and_camera_status(camera_agent: AgentProcess, tmp_pa
     agent = camera_agent
 
     def analysing() -> Any:
-        with DiagClient(str(agent.socket)) as c:
+        with DiagClient(str(agent.diag_socket)) as c:
             cam = c.call("status")["cameras"].get("cam-1", {})
         return cam if cam.get("frames_analysed", 0) >= 3 else None
 

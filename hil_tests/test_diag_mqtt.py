@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.diag.client import DiagClient
-from hil_tests.diag_env import AgentProcess, diag, gateway_toml
+from hil_tests.agent_process import AgentProcess, diag
+from hil_tests.diag_env import gateway_toml
 
 
 def _config(tmp_path: Path, port: int, *, ca: Any = None, user: str = "", password: str = "", host: str = "127.0.0.1", extra: str = "") -> Path:
@@ -83,12 +84,12 @@ def test_unknown_host_fails_at_dns(tmp_path: Path, monkeypatch: Any) -> None:
 
 def test_status_of_a_running_agent_names_the_expired_certificate(tmp_path: Path, mosquitto_factory: Any, test_ca: Any) -> None:
     broker = mosquitto_factory(tls=True, server_cert=test_ca.server_cert(expired=True))
-    agent = AgentProcess(tmp_path, _config(tmp_path, broker.port, ca=test_ca.ca_file, extra='[clock]\nsync_source = "assume"\n').read_text())
+    agent = AgentProcess(_config(tmp_path, broker.port, ca=test_ca.ca_file, extra='[clock]\nsync_source = "assume"\n'))
     try:
         agent.start()
 
         def uplink_finding() -> Any:
-            with DiagClient(str(agent.socket)) as c:
+            with DiagClient(str(agent.diag_socket)) as c:
                 st = c.call("status")
             f = next((f for f in st["findings"] if f["subject"] == "uplink"), None)
             return f if f and "expired" in f["summary"] else None

@@ -20,7 +20,8 @@ import pytest
 
 from agent.diag.client import DiagClient
 from drivers.codecs import pms5003, sds011
-from hil_tests.diag_env import PYTHON, REPO, AgentProcess, Emulators, diag, env, gateway_toml
+from hil_tests.agent_process import PYTHON, REPO, AgentProcess, agent_env, diag, write_config
+from hil_tests.diag_env import Emulators, gateway_toml
 from hil_tests.emulators.modbus_devices import profile_device
 from hil_tests.emulators.modbus_servers import PtyRtuEmulator
 
@@ -102,7 +103,11 @@ def rtu_agent(tmp_path: Path, mosquitto: Any) -> Iterator[tuple[AgentProcess, An
     device = profile_device("xy_md02", 5)
     line = emus.start(PtyRtuEmulator([device]))
     bus = f'[[buses]]\nname = "rtu-1"\ntype = "modbus_rtu"\nport = "{line.path}"\nbaudrate = 9600\n'
-    agent = AgentProcess(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=bus + RTU_DEVICES, extra='[clock]\nsync_source = "assume"\n'))
+    agent = AgentProcess(
+        write_config(
+            tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=bus + RTU_DEVICES, extra='[clock]\nsync_source = "assume"\n')
+        )
+    )
     try:
         agent.start()
         yield agent, device, line
@@ -112,7 +117,7 @@ def rtu_agent(tmp_path: Path, mosquitto: Any) -> Iterator[tuple[AgentProcess, An
 
 
 def _finding(agent: AgentProcess, subject: str) -> dict[str, Any] | None:
-    with DiagClient(str(agent.socket)) as c:
+    with DiagClient(str(agent.diag_socket)) as c:
         return next((f for f in c.call("status")["findings"] if f["subject"] == subject), None)
 
 
@@ -134,7 +139,7 @@ def test_crc_errors_on_rs485_are_named_and_sniff_defers_to_the_agent(rtu_agent: 
 def _spawn_in_pty(args: list[str], extra_env: dict[str, str], cols: int = 110, rows: int = 45) -> tuple[subprocess.Popen[bytes], int]:
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    e = env()
+    e = agent_env()
     e.pop("NO_COLOR", None)
     e.update({"TERM": "xterm-256color", **extra_env})
     proc = subprocess.Popen([PYTHON, "-m", "agent.cli.main", "diag", *args], cwd=REPO, env=e, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
@@ -221,7 +226,9 @@ bus = "ser-1"
 report_interval = 0
 stale_after = 1.5
 """
-    agent = AgentProcess(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=sensors, extra='[clock]\nsync_source = "assume"\n'))
+    agent = AgentProcess(
+        write_config(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=sensors, extra='[clock]\nsync_source = "assume"\n'))
+    )
     try:
         agent.start()
         assert agent.wait_for(lambda: (f := _finding(agent, "dust-1")) and f["summary"].startswith("online"), 20), agent.log_text()
@@ -245,8 +252,8 @@ def test_an_agent_without_diag_socket_still_keeps_diag_off_its_rs485_port(tmp_pa
         line = emus.start(PtyRtuEmulator([profile_device("xy_md02", 5)]))
         bus = f'[[buses]]\nname = "rtu-1"\ntype = "modbus_rtu"\nport = "{line.path}"\n'
         extra = '[diagnostics]\nenabled = false\n'
-        agent = AgentProcess(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=bus + RTU_DEVICES, extra=extra))
-        agent.start(socket=False)
+        agent = AgentProcess(write_config(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=bus + RTU_DEVICES, extra=extra)))
+        agent.start()
         try:
             # wait until the agent has opened the port
             from agent.diag.ports import split_holders

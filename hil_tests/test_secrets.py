@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.remote.hub_client import HubClient, command
 from agent.uplink.config import TlsConfig
+from hil_tests.agent_process import AgentProcess
 from hil_tests.broker_certs import CertAuthority
-from hil_tests.remote_rig import GATEWAY, SITE, AgentProcess, config_text
+from hil_tests.remote_rig import GATEWAY, SITE, config_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "PLANTED-mqtt-pw-5b8e1c"
@@ -79,9 +80,9 @@ def test_planted_secrets_appear_in_no_log_status_result_or_bundle(tmp_path: Path
     hub_pair = test_ca.client_cert("hub")
     hub = HubClient(tls=TlsConfig(ca_file=str(test_ca.ca_file), cert_file=str(hub_pair.cert), key_file=str(hub_pair.key)), username="hub", password="hub-pw-123456")
     hub.start("127.0.0.1", broker.port)
-    proc = AgentProcess(cfg, tmp_path / "agent.log", args=("--log-level", "debug"), env={"JOURNAL_STREAM": ""})
+    proc = AgentProcess(cfg, args=("--log-level", "debug")).start()
     try:
-        assert hub.wait(lambda: any(t.endswith("/health") for t, _ in hub.messages), 30), proc.log()[-3000:]
+        assert hub.wait(lambda: any(t.endswith("/health") for t, _ in hub.messages), 30), proc.log_text()[-3000:]
         bundle = hub.result(hub.send(SITE, GATEWAY, command("bundle", GATEWAY)), timeout=60)
         assert bundle is not None and bundle["state"] == "done", bundle
         prefix = bundle["data"]["topic"] + "/"
@@ -95,7 +96,7 @@ def test_planted_secrets_appear_in_no_log_status_result_or_bundle(tmp_path: Path
         proc.stop()
         hub.stop()
     chunks = sorted((int(t.rsplit("/", 1)[1]), p) for t, p in hub.messages if t.startswith(prefix))
-    texts = {"agent log": proc.log()}
+    texts = {"agent log": proc.log_text()}
     with tarfile.open(fileobj=io.BytesIO(b"".join(p for _, p in chunks))) as tar:
         for member in tar.getmembers():
             texts["bundle " + member.name] = tar.extractfile(member).read().decode(errors="replace")  # type: ignore[union-attr]
