@@ -75,6 +75,22 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all processes have used (all cores), from /proc/stat."""
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def block(fn, *args, **kw) -> dict:
+    """Run one block; adds how many cores other processes kept busy meanwhile."""
+    busy0, own0, t0 = machine_busy_s(), time.process_time(), time.perf_counter()
+    r = fn(*args, **kw)
+    wall = time.perf_counter() - t0
+    r["others"] = max(machine_busy_s() - busy0 - (time.process_time() - own0), 0.0) / wall
+    return r
+
+
 def bare(run, tensors: list) -> dict:
     t0 = time.perf_counter()
     for x in tensors:
@@ -176,9 +192,9 @@ def main() -> None:
     for r in range(args.rounds):
         for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
             if kind == "bare":
-                res[kind].append(bare(model.infer, tensors))
+                res[kind].append(block(bare, model.infer, tensors))
             else:
-                res[kind].append(worker_path(cam, vision, str(tmp), overlap=kind == "pipelined"))
+                res[kind].append(block(worker_path, cam, vision, str(tmp), overlap=kind == "pipelined"))
 
     def fps_of(x: dict) -> float:
         return x["n"] / x["s"]
@@ -190,6 +206,8 @@ def main() -> None:
     for kind in kinds:
         f = statistics.median(fps_of(x) for x in res[kind])
         print(f"{kind:10s} {f:7.1f} fps ({1000 / f:.2f} ms/frame)   per round: {', '.join(f'{fps_of(x):.1f}' for x in res[kind])}")
+        others = ", ".join(f"{x['others']:.2f}" for x in res[kind])
+        print(f"{'':10s} cores busy with other processes meanwhile: {others}")
     for kind in kinds[1:]:
         ratios = [fps_of(p) / fps_of(b) for p, b in zip(res[kind], res["bare"], strict=True)]
         print(f"ratio {kind} / bare: median {statistics.median(ratios):.3f}   per round: {', '.join(f'{x:.3f}' for x in ratios)}")
