@@ -19,7 +19,8 @@ import platform
 import tempfile
 import time
 
-from agent.outbox import Outbox, StorageConfig
+from agent.outbox import Outbox
+from agent.outbox.config import StorageConfig
 from agent.runtime.clock import Clock
 
 TARGET = 50_000

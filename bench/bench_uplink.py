@@ -28,9 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.outbox import Outbox, StorageConfig
+from agent.outbox import Outbox
+from agent.outbox.config import StorageConfig
 from agent.runtime.clock import Clock
-from agent.uplink import Uplink, UplinkConfig
+from agent.uplink import Uplink
+from agent.uplink.config import UplinkConfig
 from hil_tests.broker import MosquittoBroker
 
 LOG = logging.getLogger("bench")

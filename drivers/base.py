@@ -3,8 +3,10 @@
 A *bus* is a connection (a serial port, a TCP endpoint) shared by the devices on
 it; it serialises access. A *device* is one addressable thing on a bus (or on
 none, like the gateway's own health). Drivers declare their own pydantic config
-models; agent.config composes them into the gateway schema through
-drivers.registry, so a new driver never edits the central schema.
+models in a config module of their own (base models in drivers.config);
+agent.config composes them into the gateway schema through drivers.registry,
+so a new driver never edits the central schema. The runtime classes here are
+handed the validated config as plain attributes and never import pydantic.
 
 Drivers import nothing from agent/ but agent.readings; the runtime hands them
 a DriverContext for stamping and emitting readings.
@@ -17,42 +19,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.readings import OK, Reading, Value
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-
-
-class StrictModel(BaseModel):
-    """Base of every config model: unknown keys are errors, never dropped."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FailurePolicy(StrictModel):
-    """How a device (or bus) is retried. Values are used as given, never clamped."""
-
-    timeout: float = Field(1.0, gt=0, description="Seconds to wait for one answer.")
-    retries: int = Field(1, ge=0, le=10, description="Extra attempts of a failed request within one poll.")
-    backoff_initial: float = Field(1.0, gt=0, description="First wait in seconds after a failed poll before trying the device again.")
-    backoff_max: float = Field(60.0, gt=0, description="Cap of the exponential backoff, in seconds.")
-    backoff_jitter: float = Field(0.2, ge=0, le=1, description="Random share added to or taken from each wait, so devices and gateways do not retry in lockstep.")
-
-
-class BusConfig(StrictModel):
-    name: str = Field(pattern=NAME_PATTERN, description="Name the devices use to refer to this bus.")
-    type: str
-
-
-class DeviceConfig(StrictModel):
-    name: str = Field(pattern=NAME_PATTERN, description="Device name, unique on the gateway; part of the MQTT topic.")
-    driver: str
-    enabled: bool = Field(True, description="A disabled device is validated but not polled.")
-    poll_interval: float = Field(10.0, gt=0, description="Seconds between polls.")
-    failure: FailurePolicy = Field(default_factory=FailurePolicy)  # type: ignore[arg-type]
+if TYPE_CHECKING:
+    # the config models live apart: the running agent gets plain validated
+    # objects and never loads the validation library (drivers.config)
+    from drivers.config import BusConfig, DeviceConfig, FailurePolicy
 
 
 class Backoff:
@@ -153,7 +127,8 @@ class DriverContext:
 class Bus:
     """A shared connection. Subclasses serialise access (one request at a time)."""
 
-    Config: ClassVar[type[BusConfig]]
+    # "module:Class" of its BusConfig model, imported by the config validator only
+    config_model: ClassVar[str]
     # How many devices may share this bus (None: no limit). A serial port
     # carrying a streaming sensor cannot be shared, an RS-485 line can.
     max_devices: ClassVar[int | None] = None
@@ -180,7 +155,8 @@ class Driver:
     and health state instead of raising.
     """
 
-    Config: ClassVar[type[DeviceConfig]]
+    # "module:Class" of its DeviceConfig model, imported by the config validator only
+    config_model: ClassVar[str]
     # Bus types this driver can sit on; empty means it needs no bus.
     bus_types: ClassVar[tuple[str, ...]] = ()
 

@@ -1,7 +1,10 @@
 """Where the runtime and the config schema find drivers and bus types.
 
 Entries are import strings so a gateway without cameras or serial adapters never
-imports what it does not use; each driver module adds its own line here.
+imports what it does not use; each driver module adds its own line here. A
+driver or bus class names its config model by import string too
+(`config_model`): only the config validator imports the models, never the
+running agent.
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ def all_bus_classes() -> dict[str, Any]:
 
 def all_driver_classes_config() -> dict[str, Any]:
     """driver name -> its DeviceConfig model, for the config schema."""
-    return {name: cls.Config for name, cls in all_driver_classes().items()}
+    return {name: _load(cls.config_model) for name, cls in all_driver_classes().items()}
 
 
 def all_bus_classes_config() -> dict[str, Any]:
     """bus type -> its BusConfig model, for the config schema."""
-    return {name: cls.Config for name, cls in all_bus_classes().items()}
+    return {name: _load(cls.config_model) for name, cls in all_bus_classes().items()}

@@ -160,3 +160,19 @@ def test_a_second_agent_on_the_same_data_dir_is_refused(tmp_path: Path, mosquitt
         assert first.poll() is None, "the running agent is not disturbed"
     finally:
         stop(first)
+
+
+def test_running_agent_does_not_carry_the_config_validation_library(tmp_path: Path, mosquitto: MosquittoBroker) -> None:
+    """pydantic and the config models (about 20 MB) stay in the short-lived
+    validator process; the gateway's memory budget for the agent is 40 MB."""
+    listener, sub = hub(tmp_path, mosquitto)
+    proc = start_agent(write_config(tmp_path, mosquitto.port))
+    try:
+        assert listener.wait_for(lambda: received(listener) >= 5, 30)
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sub.stop()
+    assert "pydantic" not in maps, "the running agent loaded pydantic: a runtime module imports a config model"

@@ -20,10 +20,11 @@ from typing import Any
 from agent.readings import BAD_FRAME, ERROR, OFFLINE, OK, OUT_OF_RANGE, TIMEOUT, Reading
 from agent.runtime.clock import Clock
 from drivers.base import DriverContext
-from drivers.serial.bus import SerialBus, SerialBusConfig
-from drivers.serial.nmea_gps import NmeaGpsConfig, NmeaGpsDriver
-from drivers.serial.particulate import Pms5003Config, Pms5003Driver, Sds011Config, Sds011Driver
-from drivers.serial.ultrasonic_bin import UltrasonicBinConfig, UltrasonicBinDriver
+from drivers.serial.bus import SerialBus
+from drivers.serial.config import NmeaGpsConfig, Pms5003Config, Sds011Config, SerialBusConfig, UltrasonicBinConfig
+from drivers.serial.nmea_gps import NmeaGpsDriver
+from drivers.serial.particulate import Pms5003Driver, Sds011Driver
+from drivers.serial.ultrasonic_bin import UltrasonicBinDriver
 from hil_tests.emulators.serial_sensors import MaxbotixEmulator, NmeaGpsEmulator, Pms5003Emulator, Sds011Emulator, SerialSensorEmulator
 
 WAIT = 20.0  # upper bound of every wait; conditions usually hold within a second

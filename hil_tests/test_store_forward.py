@@ -22,9 +22,11 @@ import paho.mqtt.client as mqtt
 
 from agent.hub.listener import HubListener
 from agent.hub.store import HubStore
-from agent.outbox import Outbox, StorageConfig
+from agent.outbox import Outbox
+from agent.outbox.config import StorageConfig
 from agent.runtime.clock import Clock
-from agent.uplink import TlsConfig, Uplink, UplinkConfig
+from agent.uplink import Uplink
+from agent.uplink.config import TlsConfig, UplinkConfig
 from agent.uplink.paho_adapter import Subscriber
 
 LOG = logging.getLogger("test.store_forward")

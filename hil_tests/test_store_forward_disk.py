@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox, StorageConfig
+from agent.outbox import Outbox
+from agent.outbox.config import StorageConfig
 from agent.outbox.store import EVENT_DEVICE
 from agent.runtime.clock import Clock
 

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from agent.config.errors import ConfigError
 from agent.config.loader import load_config
-from drivers.modbus.bus import ModbusRtuBusConfig, rtu_gap
-from drivers.modbus.driver import ModbusDeviceConfig
+from drivers.modbus.bus import rtu_gap
+from drivers.modbus.config import ModbusDeviceConfig, ModbusRtuBusConfig
 from drivers.modbus.points import load_profile, profile_names
 from drivers.modbus.recorder import FlightRecorder
 
@@ -29,7 +29,7 @@ def test_every_shipped_profile_loads_with_canonical_units() -> None:
     assert {"eastron_sdm120", "eastron_sdm630", "xy_md02", "rs485_noise", "generic"} <= set(profile_names())
     canonical = {"voltage": "V", "current": "A", "active_power": "W", "reactive_power": "var", "apparent_power": "VA", "power_factor": "", "frequency": "Hz", "energy_import": "kWh", "energy_export": "kWh", "temperature": "Cel", "relative_humidity": "%", "sound_level": "dB(A)"}
     for name in profile_names():
-        for p in device(profile=name).resolved_points():
+        for p in device(profile=name).resolved_points:
             base = p.name.split("_l")[0] if p.name.startswith(("voltage_l", "current_l", "active_power_l", "apparent_power_l", "reactive_power_l", "power_factor_l")) else p.name
             if base in canonical:
                 assert p.unit == canonical[base], (name, p.name)
@@ -58,7 +58,7 @@ def test_drop_add_and_override_profile_points() -> None:
         override={"voltage": {"scale": 2.0}},
         points=[{"name": "serial_number", "table": "holding", "address": 64512, "type": "uint32"}],
     )
-    pts = {p.name: p for p in cfg.resolved_points()}
+    pts = {p.name: p for p in cfg.resolved_points}
     assert "phase_angle" not in pts and "reactive_energy_total" not in pts
     assert pts["voltage"].scale == 2.0 and pts["voltage"].address == 0
     assert pts["serial_number"].word_order == "big"
@@ -72,7 +72,7 @@ def test_unknown_drop_or_override_is_an_error() -> None:
 
 def test_device_word_order_applies_to_profile_points() -> None:
     cfg = device(profile="eastron_sdm120", word_order="little")
-    assert {p.word_order for p in cfg.resolved_points()} == {"little"}
+    assert {p.word_order for p in cfg.resolved_points} == {"little"}
 
 
 def test_overlapping_points_rejected_with_addresses() -> None:
@@ -118,7 +118,7 @@ def test_gateway_config_locates_modbus_errors(tmp_path: Path) -> None:
     path.write_text(good)
     cfg = load_config(path)
     dev = cfg.devices[0]
-    assert dev.unit_id == 3 and len(dev.resolved_points()) == 39
+    assert dev.unit_id == 3 and len(dev.resolved_points) == 39
     path.write_text(good.replace('"eastron_sdm630"', '"eastron_sdm999"'))
     with pytest.raises(ConfigError) as info:
         load_config(path)

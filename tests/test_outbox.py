@@ -10,7 +10,8 @@ import os
 import sqlite3
 import time
 
-from agent.outbox import Outbox, StorageConfig
+from agent.outbox import Outbox
+from agent.outbox.config import StorageConfig
 from agent.outbox.store import EVENT_DEVICE, TQ_REBASED, TQ_SYNCED, TQ_UNSYNCED
 from agent.readings import Reading
 from agent.runtime.clock import Clock, mono_ns

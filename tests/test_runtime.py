@@ -14,8 +14,10 @@ from agent.readings import Reading
 from agent.runtime.clock import Clock, read_boot_id
 from agent.runtime.supervisor import Supervisor
 from agent.runtime.systemd import Notifier
-from drivers.base import Backoff, DeviceConfig, DriverContext, PolledDriver
-from drivers.system.health import SystemHealthConfig, SystemHealthDriver
+from drivers.base import Backoff, DriverContext, PolledDriver
+from drivers.config import DeviceConfig
+from drivers.system.config import SystemHealthConfig
+from drivers.system.health import SystemHealthDriver
 
 
 def make_ctx(device: str, sink: list[Reading], clock: Clock | None = None, data_dir: str = "/tmp") -> DriverContext:
@@ -63,7 +65,7 @@ async def test_failing_task_is_restarted_logged_once_and_others_run(caplog: pyte
 
 
 class _Flaky(PolledDriver):
-    Config = DeviceConfig
+    config_model = "drivers.config:DeviceConfig"
     fail = True
 
     async def poll(self) -> list[Reading]:

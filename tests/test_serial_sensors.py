@@ -14,12 +14,14 @@ from agent.config.errors import ConfigError
 from agent.config.loader import load_config_text
 from agent.readings import ERROR, OK, OUT_OF_RANGE, Reading
 from agent.runtime.clock import Clock
-from drivers.base import DriverContext, FailurePolicy
+from drivers.base import DriverContext
 from drivers.codecs import nmea, sds011
-from drivers.serial.bus import SerialBus, SerialBusConfig
-from drivers.serial.nmea_gps import NmeaGpsConfig, NmeaGpsDriver
+from drivers.config import FailurePolicy
+from drivers.serial.bus import SerialBus
+from drivers.serial.config import NmeaGpsConfig, SerialBusConfig, UltrasonicBinConfig
+from drivers.serial.nmea_gps import NmeaGpsDriver
 from drivers.serial.reader import PortReader
-from drivers.serial.ultrasonic_bin import UltrasonicBinConfig, UltrasonicBinDriver
+from drivers.serial.ultrasonic_bin import UltrasonicBinDriver
 
 BASE = """
 [gateway]
@@ -133,7 +135,8 @@ import json, logging, os, sys, time
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 from drivers.codecs import nmea
-from drivers.serial.nmea_gps import NmeaGpsConfig, NmeaGpsDriver
+from drivers.serial.nmea_gps import NmeaGpsDriver
+from drivers.serial.config import NmeaGpsConfig
 from test_serial_sensors import make
 drv, readings, marks = make(NmeaGpsDriver, NmeaGpsConfig, time_source="set")
 off = time.gmtime(time.time() - 3600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.cli.common import add_config_arg, load_or_exit
+from agent.cli.common import add_config_arg, load_plain_or_exit
 
 
 def register(sub: Any) -> None:
@@ -21,7 +21,7 @@ def handle(args: Any) -> int:
     from agent.runtime.app import Agent, StartupError
     from agent.runtime.logs import setup_logging
 
-    config = load_or_exit(args.config)
+    config = load_plain_or_exit(args.config)
     setup_logging(args.log_level or config.gateway.log_level)
     agent = Agent(config, config_path=args.config)
     try:

@@ -34,6 +34,10 @@ class _Missing:
     def __repr__(self) -> str:
         return "<missing>"
 
+    def __reduce__(self) -> str:
+        # one sentinel, also after crossing from the validating child process
+        return "_MISSING"
+
 
 _MISSING: Any = _Missing()
 

@@ -18,7 +18,7 @@ from agent.remote.config import RemoteConfig
 from agent.uplink.config import UplinkConfig
 from agent.vision.config import CameraConfig, VisionConfig
 from drivers import registry
-from drivers.base import NAME_PATTERN, BusConfig, DeviceConfig, StrictModel
+from drivers.config import NAME_PATTERN, BusConfig, DeviceConfig, StrictModel
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from drivers.base import StrictModel
+from drivers.config import StrictModel
 
 
 class DiagnosticsConfig(StrictModel):

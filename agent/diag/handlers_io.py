@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from typing import Any
 
+from agent.config.plain import as_dict
 from agent.diag import modbus_tools as mt
 from agent.diag.protocol import BAD_ARGS, FAILED, NOT_FOUND, UNAVAILABLE, DiagError, arg_float, arg_int, arg_str
 
@@ -95,7 +97,7 @@ async def h_camera_snapshot(agent: Any, args: dict[str, Any], emit: Any) -> Any:
 def camera_geometry(cfg: Any) -> dict[str, Any]:
     """Lines, zones and bin regions of a camera as plain lists (normalised 0..1)."""
     def dump(items: Any) -> list[dict[str, Any]]:
-        return [i.model_dump(mode="json") for i in (items or [])]
+        return json.loads(json.dumps([as_dict(i) for i in (items or [])]))
 
     return {"lines": dump(getattr(cfg, "lines", None)), "zones": dump(getattr(cfg, "zones", None)), "bins": dump(getattr(cfg, "bins", None))}
 

@@ -17,10 +17,12 @@ import logging
 import os
 import socket
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.diag import protocol as p
-from agent.diag.config import DiagnosticsConfig
+
+if TYPE_CHECKING:
+    from agent.diag.config import DiagnosticsConfig
 
 log = logging.getLogger("edge_agent.diag")
 

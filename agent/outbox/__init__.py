@@ -1,6 +1,6 @@
 """Durable store-and-forward outbox (SQLite WAL); see docs/storage.md."""
 
-from agent.outbox.config import StorageConfig
 from agent.outbox.outbox import Outbox
 
-__all__ = ["Outbox", "StorageConfig"]
+# the config model (pydantic) is in agent.outbox.config: the running agent never imports it
+__all__ = ["Outbox"]

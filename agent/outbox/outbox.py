@@ -21,13 +21,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.outbox.caps import Drop
-from agent.outbox.config import StorageConfig
 from agent.outbox.store import EVENT_DEVICE, TQ_UNSYNCED, Row, Store, is_corrupt
 from agent.readings import Reading
 from agent.runtime.clock import Clock, mono_ns
+
+if TYPE_CHECKING:
+    from agent.outbox.config import StorageConfig
 
 T = TypeVar("T")
 

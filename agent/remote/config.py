@@ -6,7 +6,7 @@ import base64
 
 from pydantic import Field, field_validator
 
-from drivers.base import StrictModel
+from drivers.config import StrictModel
 
 
 class RemoteConfig(StrictModel):

@@ -45,7 +45,7 @@ class ConfigUpdater:
 
     async def handle(self, cmd: Command) -> dict[str, Any]:
         from agent.config.errors import ConfigError
-        from agent.config.loader import load_config_text
+        from agent.config.handoff import load_plain
         from agent.diag.redact import scrub_text
 
         mgr = self.mgr
@@ -57,9 +57,12 @@ class ConfigUpdater:
         if not mgr.agent.config_path:
             raise CommandFailed("the agent was started without a config file, so there is nothing to replace")
         try:
-            new = await asyncio.to_thread(load_config_text, text, "<config update>")
+            # validated in a child process, like at start-up: pydantic stays out of the agent
+            new = await asyncio.to_thread(load_plain, text=text, name="<config update>")
         except ConfigError as exc:
             raise CommandFailed("the new config is invalid, nothing changed:\n" + scrub_text(exc.render())) from None
+        except RuntimeError as exc:
+            raise CommandFailed(f"cannot check the new config, nothing changed: {exc}") from None
         if new.gateway.id != mgr.gateway:
             raise CommandFailed(f"the new config names gateway {new.gateway.id!r}; a gateway's id cannot change remotely (re-provision it)")
         problems = insecure_secrets(new)

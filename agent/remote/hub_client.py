@@ -12,13 +12,15 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.remote.envelope import sign
-from agent.uplink.config import TlsConfig
 from agent.uplink.paho_adapter import Subscriber
+
+if TYPE_CHECKING:
+    from agent.uplink.config import TlsConfig
 
 
 def command(cmd: str, gateway: str, args: dict[str, Any] | None = None, *, cid: str = "", ts: float | None = None, nonce: str = "") -> dict[str, Any]:

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from agent.remote.commands_basic import CommandFailed
 from agent.remote.envelope import ID_PATTERN, Command, Refused
-from agent.vision.manifest import Manifest, ModelError, load_manifest
 
 if TYPE_CHECKING:
     from agent.remote.manager import RemoteManager
+    from agent.vision.manifest import Manifest
 
 VERSION = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}$")
 
@@ -59,6 +59,9 @@ class ModelUpdater:
     # -- checks before `accepted` ---------------------------------------------
 
     def installed_version(self, name: str) -> str:
+        # the manifest models load with the first model command, not at start-up
+        from agent.vision.manifest import ModelError, load_manifest
+
         versions = [self.mgr.state.get("models", {}).get(name, "")]
         try:
             versions.append(load_manifest(os.path.join(self.models_dir, name)).model.version)
@@ -72,6 +75,7 @@ class ModelUpdater:
         text = a.get("manifest")
         if not isinstance(text, str):
             raise Refused("malformed", "args.manifest must be the manifest.toml text")
+        from agent.vision.manifest import Manifest
         try:
             manifest = Manifest.model_validate(tomllib.loads(text))
         except (tomllib.TOMLDecodeError, ValueError) as exc:

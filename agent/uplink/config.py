@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from drivers.base import StrictModel
+from drivers.config import StrictModel
 
 
 class TlsConfig(StrictModel):

@@ -18,12 +18,14 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from agent.uplink.config import TlsConfig
+if TYPE_CHECKING:
+    from agent.uplink.config import TlsConfig
+
 
 # CONNACK reason codes (MQTT 5 numbering; paho maps 3.1.1 return codes onto them)
 _AUTH_CODES = {134, 135}  # bad user name or password, not authorized

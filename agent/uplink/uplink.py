@@ -12,14 +12,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.outbox import Outbox
 from agent.runtime.clock import Clock
 from agent.uplink.backoff import ReconnectBackoff
-from agent.uplink.config import UplinkConfig
 from agent.uplink.paho_adapter import ConnectError, MqttSession, Will
 from agent.uplink.payload import Topics, birth_payload, encode_batches, health_payload, status_payload
+
+if TYPE_CHECKING:
+    from agent.uplink.config import UplinkConfig
 
 CommandHandler = Callable[[str, bytes], Any]
 

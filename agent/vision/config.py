@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from drivers.base import NAME_PATTERN, StrictModel
+from drivers.config import NAME_PATTERN, StrictModel
 
 Point = tuple[float, float]
 

@@ -13,9 +13,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.vision.config import CameraConfig, VisionConfig
+if TYPE_CHECKING:
+    from agent.vision.config import CameraConfig, VisionConfig
+
 
 
 class WorkerHandle:
@@ -78,10 +80,11 @@ class WorkerHandle:
         self.results.cancel_join_thread()
 
 
-WorkerFactory = Callable[[list[CameraConfig], VisionConfig, str], WorkerHandle]
+WorkerFactory = Callable[[list[Any], Any, str], "WorkerHandle"]  # (cameras, vision config, data_dir)
 
 
 def spawn_worker(cameras: list[CameraConfig], vision: VisionConfig, data_dir: str) -> WorkerHandle:
+    from agent.config.plain import as_dict
     from agent.vision.worker import worker_main
 
     ctx = mp.get_context("spawn")
@@ -90,7 +93,7 @@ def spawn_worker(cameras: list[CameraConfig], vision: VisionConfig, data_dir: st
     heartbeat = ctx.Value("d", 0.0, lock=False)
     proc = ctx.Process(
         target=worker_main,
-        args=([c.model_dump() for c in cameras], vision.model_dump(), data_dir, results, commands, heartbeat),
+        args=([as_dict(c) for c in cameras], as_dict(vision), data_dir, results, commands, heartbeat),
         name="vision-worker",
         daemon=True,
     )

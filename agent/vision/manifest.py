@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from drivers.base import StrictModel
+from drivers.config import StrictModel
 
 # Output tensors each format needs, by role. Kept here, not with the decoders,
 # so reading a manifest (config checks, remote model updates) needs no NumPy:

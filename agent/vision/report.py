@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agent.readings import OFFLINE, Reading
-from agent.vision.config import CameraConfig
 from agent.vision.lines import IN, OUT, IntervalCounts
 from agent.vision.zones import free_spaces
+
+if TYPE_CHECKING:
+    from agent.vision.config import CameraConfig
 
 _IRREGULAR = {"person": "people", "pedestrian": "pedestrians", "bus": "buses", "people": "people"}
 

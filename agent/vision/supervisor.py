@@ -21,12 +21,14 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.readings import Reading
-from agent.vision.config import CameraConfig, VisionConfig
 from agent.vision.handle import WorkerFactory, WorkerHandle, spawn_worker
 from agent.vision.report import CameraReport
+
+if TYPE_CHECKING:
+    from agent.vision.config import CameraConfig, VisionConfig
 
 _TICK = 0.05  # seconds between looks at the worker's results
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
-
-from drivers.base import Backoff, Bus, BusConfig
+from drivers.base import Backoff, Bus
 from drivers.modbus.transports import RTU, RTU_OVER_TCP, TCP
 
 if TYPE_CHECKING:
+    from drivers.config import BusConfig
     from drivers.modbus.adapter import ModbusClient
 from drivers.modbus.errors import ModbusConnectionLost, ModbusError, ModbusExceptionResponse, ModbusTimeout
 from drivers.modbus.recorder import FlightRecorder
@@ -34,37 +33,6 @@ def rtu_gap(baudrate: int | None, minimum: float) -> float:
         return minimum
     t35 = 3.5 * BITS_PER_CHAR / baudrate if baudrate <= 19200 else 0.00175
     return max(minimum, t35)
-
-
-class _ModbusBusConfig(BusConfig):
-    min_gap: float = Field(0.0, ge=0, le=1, description="Minimum silent time in seconds between the end of one answer and the next request (added for slow devices; the RTU 3.5-character gap is always kept).")
-    flight_recorder: int = Field(64, ge=0, le=10000, description="How many raw frames to keep for error reports and diagnostics bundles (0: off).")
-    reconnect_initial: float = Field(1.0, gt=0, description="First wait in seconds before reopening a failed port or socket.")
-    reconnect_max: float = Field(30.0, gt=0, description="Cap of the reconnect backoff in seconds.")
-
-
-class ModbusTcpBusConfig(_ModbusBusConfig):
-    type: Literal["modbus_tcp"]
-    host: str = Field(min_length=1, description="Host name or IP address of the Modbus TCP server.")
-    port: int = Field(502, ge=1, le=65535)
-    reconnect_after_timeouts: int = Field(3, ge=0, description="Close and reopen the socket after this many timeouts in a row (0: never); catches half-open connections.")
-
-
-class ModbusRtuBusConfig(_ModbusBusConfig):
-    type: Literal["modbus_rtu"]
-    port: str = Field(min_length=1, description="Serial device, preferably a stable /dev/serial/by-id/... path.")
-    baudrate: int = Field(9600, ge=300, le=4_000_000)
-    parity: Literal["N", "E", "O"] = "N"
-    bytesize: Literal[7, 8] = 8
-    stopbits: Literal[1, 2] = 1
-
-
-class ModbusRtuOverTcpBusConfig(_ModbusBusConfig):
-    type: Literal["modbus_rtu_over_tcp"]
-    host: str = Field(min_length=1, description="Serial device server (transparent RS-485 to TCP converter).")
-    port: int = Field(502, ge=1, le=65535)
-    baudrate: int | None = Field(None, ge=300, le=4_000_000, description="Baud rate of the RS-485 line behind the converter, to keep the inter-frame gap.")
-    reconnect_after_timeouts: int = Field(0, ge=0, description="Close and reopen the socket after this many timeouts in a row (0: never, since a silent device behind the converter is not a broken socket).")
 
 
 class ModbusBus(Bus):
@@ -201,7 +169,7 @@ class ModbusBus(Bus):
 
 
 class ModbusTcpBus(ModbusBus):
-    Config = ModbusTcpBusConfig
+    config_model = "drivers.modbus.config:ModbusTcpBusConfig"
     transport = TCP
 
     def _make_client(self) -> ModbusClient:
@@ -212,7 +180,7 @@ class ModbusTcpBus(ModbusBus):
 
 
 class ModbusRtuBus(ModbusBus):
-    Config = ModbusRtuBusConfig
+    config_model = "drivers.modbus.config:ModbusRtuBusConfig"
     transport = RTU
 
     def _make_client(self) -> ModbusClient:
@@ -220,12 +188,18 @@ class ModbusRtuBus(ModbusBus):
         from drivers.modbus.adapter import ModbusClient
 
         return ModbusClient(
-            RTU, serial_port=c.port, baudrate=c.baudrate, parity=c.parity, bytesize=c.bytesize, stopbits=c.stopbits, on_frame=self.recorder.frame  # type: ignore[attr-defined]
+            RTU,
+            serial_port=c.port,
+            baudrate=c.baudrate,
+            parity=c.parity,
+            bytesize=c.bytesize,
+            stopbits=c.stopbits,
+            on_frame=self.recorder.frame,  # type: ignore[attr-defined]
         )
 
 
 class ModbusRtuOverTcpBus(ModbusBus):
-    Config = ModbusRtuOverTcpBusConfig
+    config_model = "drivers.modbus.config:ModbusRtuOverTcpBusConfig"
     transport = RTU_OVER_TCP
 
     def _make_client(self) -> ModbusClient:

@@ -11,68 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field, PrivateAttr, model_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.readings import ERROR, OUT_OF_RANGE, TIMEOUT, Reading, Value
-from drivers.base import Backoff, DeviceConfig, Driver
+from drivers.base import Backoff, Driver
 from drivers.codecs.modbus_registers import BITS, BOOL, decode, encode
 from drivers.modbus.errors import ILLEGAL_ADDRESS, ModbusError, ModbusExceptionResponse
-from drivers.modbus.planner import MAX_REGISTERS, Block, Planner
-from drivers.modbus.points import (
-    BIT_TABLES,
-    ForbiddenRange,
-    PointConfig,
-    PointOverride,
-    check_overlaps,
-    load_profile,
-    merge_points,
-)
+from drivers.modbus.planner import BIT_TABLES, Block, Planner
 
-DEFAULT_MAX_GAP = 8
-
-
-class ModbusDeviceConfig(DeviceConfig):
-    driver: Literal["modbus"]
-    bus: str = Field(description="Name of a [[buses]] entry of type modbus_tcp, modbus_rtu or modbus_rtu_over_tcp.")
-    unit_id: int = Field(1, ge=0, le=255, description="Modbus unit (slave) id; 1..247 on RS-485, often 1 or 255 on Modbus TCP.")
-    profile: str | None = Field(None, description="Shipped profile name (see docs/modbus.md) or path of a profile .toml file.")
-    points: list[PointConfig] = Field(default_factory=list, description="Points added to the profile; one named like a profile point replaces it.")
-    drop: list[str] = Field(default_factory=list, description="Profile points not to read.")
-    override: dict[str, PointOverride] = Field(default_factory=dict, description="Per-point changes to profile points, e.g. scale.")
-    byte_order: Literal["big", "little"] | None = Field(None, description="Default byte order of this device's points (else the profile's).")
-    word_order: Literal["big", "little"] | None = Field(None, description="Default word order of this device's points (else the profile's).")
-    max_gap: int | None = Field(None, ge=0, le=124, description=f"Unmapped registers a block read may bridge (default: profile, else {DEFAULT_MAX_GAP}).")
-    max_registers: int | None = Field(None, ge=1, le=125, description="Largest block the device accepts (default 125).")
-    forbidden: list[ForbiddenRange] = Field(default_factory=list, description="Address ranges the device rejects; blocks never span them.")
-
-    _points: list[PointConfig] = PrivateAttr(default_factory=list)
-    _forbidden: list[ForbiddenRange] = PrivateAttr(default_factory=list)
-    _max_gap: int = PrivateAttr(DEFAULT_MAX_GAP)
-    _max_registers: int = PrivateAttr(MAX_REGISTERS)
-
-    @model_validator(mode="after")
-    def _resolve(self) -> ModbusDeviceConfig:
-        profile = load_profile(self.profile) if self.profile else None
-        if profile is None and (self.drop or self.override):
-            raise ValueError("drop and override change profile points, but no profile is set; add profile = \"...\" or list the points")
-        pts = merge_points(profile, self.points, self.drop, self.override, self.byte_order, self.word_order)
-        if not pts:
-            raise ValueError("the device has no points; set profile = \"...\" (see docs/modbus.md) or add [[devices.points]]")
-        forbidden = list(profile.forbidden if profile else []) + list(self.forbidden)
-        check_overlaps(pts, forbidden)
-        for p in pts:
-            if p.writable and p.table in ("input", "discrete"):
-                raise ValueError(f"point {p.name!r}: {p.table} {'registers' if p.table == 'input' else 'inputs'} are read-only; writable needs table holding or coil")
-        self._points = pts
-        self._forbidden = forbidden
-        self._max_gap = self.max_gap if self.max_gap is not None else (profile.max_gap if profile and profile.max_gap is not None else DEFAULT_MAX_GAP)
-        self._max_registers = self.max_registers or (profile.max_registers if profile and profile.max_registers else MAX_REGISTERS)
-        return self
-
-    def resolved_points(self) -> list[PointConfig]:
-        return list(self._points)
+if TYPE_CHECKING:
+    from drivers.config import DeviceConfig
+    from drivers.modbus.points import PointConfig
 
 
 def _decode(p: PointConfig, raw: list[Any]) -> Value:
@@ -82,16 +31,16 @@ def _decode(p: PointConfig, raw: list[Any]) -> Value:
 
 
 class ModbusDriver(Driver):
-    Config: ClassVar[type[DeviceConfig]] = ModbusDeviceConfig
+    config_model: ClassVar[str] = "drivers.modbus.config:ModbusDeviceConfig"
     bus_types: ClassVar[tuple[str, ...]] = ("modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp")
 
     def __init__(self, config: DeviceConfig, bus: Any, ctx: Any) -> None:
         super().__init__(config, bus, ctx)
-        cfg: ModbusDeviceConfig = config  # type: ignore[assignment]
+        cfg: Any = config  # a ModbusDeviceConfig, or its plain copy in the running agent
         self.cfg = cfg
-        self.points = {p.name: p for p in cfg.resolved_points()}
+        self.points = {p.name: p for p in cfg.resolved_points}
         self.planner = Planner(
-            max_gap=cfg._max_gap, max_registers=cfg._max_registers, forbidden=[(f.table, f.start, f.end) for f in cfg._forbidden]
+            max_gap=cfg.resolved_max_gap, max_registers=cfg.resolved_max_registers, forbidden=[(f.table, f.start, f.end) for f in cfg.resolved_forbidden]
         )
         self.backoff = Backoff.from_policy(cfg.failure)
         self.requests = 0  # block reads sent, for diagnostics and the benchmark
@@ -161,7 +110,13 @@ class ModbusDriver(Driver):
             except ModbusExceptionResponse as exc:
                 answered = True
                 if exc.code == ILLEGAL_ADDRESS and self.planner.learn_illegal(block):
-                    self.ctx.log.info("%s: block %s %d+%d rejected (illegal address); reading it in smaller pieces from now on", self.cfg.name, block.table, block.start, block.count)
+                    self.ctx.log.info(
+                        "%s: block %s %d+%d rejected (illegal address); reading it in smaller pieces from now on",
+                        self.cfg.name,
+                        block.table,
+                        block.start,
+                        block.count,
+                    )
                     queue = self.planner.plan(block.points) + queue
                     continue
                 readings += self._failed(block.points, exc)
@@ -259,7 +214,12 @@ class ModbusDriver(Driver):
     # -- diagnostics ----------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        return {**super().status(), "unit_id": self.cfg.unit_id, "requests": self.requests, "learned_splits": sorted(self.planner.learned) + sorted(self.planner.cuts)}
+        return {
+            **super().status(),
+            "unit_id": self.cfg.unit_id,
+            "requests": self.requests,
+            "learned_splits": sorted(self.planner.learned) + sorted(self.planner.cuts),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -268,4 +228,3 @@ class ModbusDriver(Driver):
             "unit_id": self.cfg.unit_id,
             "points": {p.name: p.unit for p in self.points.values()},
         }
-

@@ -13,9 +13,12 @@ the failing shape without configuration.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from drivers.modbus.points import BIT_TABLES, PointConfig
+if TYPE_CHECKING:
+    from drivers.modbus.points import PointConfig
 
+BIT_TABLES = ("coil", "discrete")  # tables read bit by bit (fc 1/2)
 MAX_REGISTERS = 125  # fc 3/4: 250 data bytes fit the 253-byte PDU
 MAX_BITS = 2000  # fc 1/2
 

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import os
 import tomllib
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from drivers.base import StrictModel
 from drivers.codecs.modbus_registers import ALL_TYPES, BITS, BOOL, STRING, register_count
+from drivers.config import StrictModel
+from drivers.modbus.planner import BIT_TABLES
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "profiles")
 METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 REGISTER_TABLES = ("holding", "input")
-BIT_TABLES = ("coil", "discrete")
 Table = Literal["holding", "input", "coil", "discrete"]
 Order = Literal["big", "little"]
 
 
 class PointConfig(StrictModel):
+    runtime_attrs: ClassVar[tuple[str, ...]] = ("count", "end")
     name: str = Field(pattern=METRIC_PATTERN, description="Metric name of the readings (canonical names in docs/telemetry.md).")
     table: Table = Field("holding", description="holding (fc 3), input (fc 4), coil (fc 1) or discrete (fc 2).")
     address: int = Field(ge=0, le=65535, description="Zero-based protocol address (register 30001 in a manual is input address 0).")
@@ -49,18 +50,20 @@ class PointConfig(StrictModel):
         if self.type not in ALL_TYPES:
             raise ValueError(f"point {self.name!r}: unknown type {self.type!r}; use one of {', '.join(ALL_TYPES)}")
         if self.table in BIT_TABLES and self.type != BOOL:
-            raise ValueError(f"point {self.name!r}: a {self.table} holds one bit; set type = \"bool\" (not {self.type!r})")
+            raise ValueError(f'point {self.name!r}: a {self.table} holds one bit; set type = "bool" (not {self.type!r})')
         if self.type == STRING and not self.length:
             raise ValueError(f"point {self.name!r}: a string needs length = <registers> (2 characters each)")
         if self.type != STRING and self.length is not None:
-            raise ValueError(f"point {self.name!r}: length only applies to type = \"string\"; {self.type} occupies {register_count(self.type)} register(s)")
+            raise ValueError(f'point {self.name!r}: length only applies to type = "string"; {self.type} occupies {register_count(self.type)} register(s)')
         if self.bit is not None and self.type not in (BOOL, BITS):
             raise ValueError(f"point {self.name!r}: bit only applies to bool and bits points")
         if self.type == BITS and (self.bit or 0) + self.width > 16:
             raise ValueError(f"point {self.name!r}: bits {self.bit}..{(self.bit or 0) + self.width - 1} do not fit one 16-bit register")
         end = self.address + self.count - 1
         if end > 65535:
-            raise ValueError(f"point {self.name!r}: {self.type} at address {self.address} needs registers up to {end}, beyond 65535; check the address (zero-based, without the 3xxxx/4xxxx prefix)")
+            raise ValueError(
+                f"point {self.name!r}: {self.type} at address {self.address} needs registers up to {end}, beyond 65535; check the address (zero-based, without the 3xxxx/4xxxx prefix)"
+            )
         return self
 
     @property
@@ -196,4 +199,6 @@ def check_overlaps(points: list[PointConfig], forbidden: list[ForbiddenRange]) -
     for fr in forbidden:
         for p in by_table.get(fr.table, []):
             if p.address <= fr.end and p.end >= fr.start:
-                raise ValueError(f"point {p.name!r} ({fr.table} {p.address}..{p.end}) lies in the forbidden range {fr.start}..{fr.end}; drop the point or fix the range")
+                raise ValueError(
+                    f"point {p.name!r} ({fr.table} {p.address}..{p.end}) lies in the forbidden range {fr.start}..{fr.end}; drop the point or fix the range"
+                )

@@ -9,12 +9,14 @@ reads to the device's codec.
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import serial
-from pydantic import Field
 
-from drivers.base import Bus, BusConfig
+from drivers.base import Bus
+
+if TYPE_CHECKING:
+    from drivers.serial.config import SerialBusConfig
 
 PARITIES = {
     "none": serial.PARITY_NONE,
@@ -25,20 +27,10 @@ PARITIES = {
 }
 
 
-class SerialBusConfig(BusConfig):
-    port: str = Field(
-        description="Device path. Prefer a stable name from /dev/serial/by-id/ so the port survives re-plugging and reboots.",
-    )
-    baudrate: int = Field(9600, gt=0, description="Line speed in baud (SDS011, PMS5003, MaxBotix and most GPS receivers: 9600).")
-    bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits per character.")
-    parity: Literal["none", "even", "odd", "mark", "space"] = Field("none", description="Parity bit.")
-    stopbits: Literal[1, 1.5, 2] = Field(1, description="Stop bits.")
-
-
 class SerialBus(Bus):
     """Holds the port settings; PortReader does the opening and reading."""
 
-    Config = SerialBusConfig
+    config_model = "drivers.serial.config:SerialBusConfig"
     max_devices = 1  # the reader locks the port exclusively
 
     def __init__(self, config: SerialBusConfig, log: logging.Logger) -> None:  # type: ignore[override]

@@ -19,28 +19,21 @@ What was done is in the device status under "time" and logged once.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.readings import ERROR, Reading
 from drivers.codecs import nmea
 from drivers.serial.reader import Events
-from drivers.serial.streaming import LATEST, StreamingSensorConfig, StreamingSensorDriver
+from drivers.serial.streaming import LATEST, StreamingSensorDriver
+
+if TYPE_CHECKING:
+    from drivers.serial.config import NmeaGpsConfig
 
 POSITION_METRICS = (("latitude", "deg"), ("longitude", "deg"), ("altitude", "m"), ("hdop", ""))
 
 
-class NmeaGpsConfig(StreamingSensorConfig):
-    time_source: Literal["off", "validate", "set"] = Field(
-        "off",
-        description="Use the receiver's time: 'validate' marks the clock synchronised when it agrees with GPS; 'set' also sets it (needs CAP_SYS_TIME).",
-    )
-    time_tolerance: float = Field(2.0, gt=0, description="Seconds by which system and GPS time may differ and still count as agreeing.")
-
-
 class NmeaGpsDriver(StreamingSensorDriver):
-    Config = NmeaGpsConfig
+    config_model = "drivers.serial.config:NmeaGpsConfig"
     aggregate: ClassVar[str] = LATEST
     metrics: ClassVar[tuple[tuple[str, str], ...]] = (*POSITION_METRICS, ("satellites", ""))
 

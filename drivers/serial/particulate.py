@@ -8,25 +8,22 @@ report_interval. Metrics: pm2_5 and pm10 (SDS011), pm1_0, pm2_5 and pm10
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.readings import Reading
 from drivers.codecs import pms5003, sds011
 from drivers.serial.reader import Events
-from drivers.serial.streaming import MEAN, StreamingSensorConfig, StreamingSensorDriver
+from drivers.serial.streaming import MEAN, StreamingSensorDriver
+
+if TYPE_CHECKING:
+    from drivers.serial.config import Pms5003Config
 
 UG_M3 = "ug/m3"
 PER_DL = "/dL"  # particles per 0.1 litre, as the PMS5003 counts them
 
 
-class Sds011Config(StreamingSensorConfig):
-    pass
-
-
 class Sds011Driver(StreamingSensorDriver):
-    Config = Sds011Config
+    config_model = "drivers.serial.config:Sds011Config"
     aggregate: ClassVar[str] = MEAN
     metrics: ClassVar[tuple[tuple[str, str], ...]] = (("pm2_5", UG_M3), ("pm10", UG_M3))
 
@@ -45,16 +42,8 @@ class Sds011Driver(StreamingSensorDriver):
 COUNT_FIELDS = ("count_0_3", "count_0_5", "count_1_0", "count_2_5", "count_5_0", "count_10")
 
 
-class Pms5003Config(StreamingSensorConfig):
-    particle_counts: bool = Field(False, description="Also publish the six particle counts (per 0.1 L, above 0.3 to 10 um).")
-    cf1: bool = Field(
-        False,
-        description="Publish the CF=1 (factory calibration) values instead of the atmospheric-environment ones; the data sheet recommends atmospheric outdoors.",
-    )
-
-
 class Pms5003Driver(StreamingSensorDriver):
-    Config = Pms5003Config
+    config_model = "drivers.serial.config:Pms5003Config"
     aggregate: ClassVar[str] = MEAN
 
     def __init__(self, config: Pms5003Config, bus: Any, ctx: Any) -> None:

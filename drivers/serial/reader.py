@@ -16,12 +16,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import serial
 
-from drivers.base import Backoff, DeviceHealth, FailurePolicy
+from drivers.base import Backoff, DeviceHealth
 from drivers.codecs.scanning import FRAME
+
+if TYPE_CHECKING:
+    from drivers.config import FailurePolicy
 
 Events = list[tuple[str, Any]]
 

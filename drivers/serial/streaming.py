@@ -15,34 +15,20 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from typing import Any, ClassVar
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.readings import BAD_FRAME, OFFLINE, TIMEOUT, Reading
-from drivers.base import DeviceConfig, Driver, DriverContext
+from drivers.base import Driver, DriverContext
 from drivers.codecs.scanning import FRAME, GARBAGE
 from drivers.serial.bus import SerialBus
 from drivers.serial.reader import Events, PortReader
 
+if TYPE_CHECKING:
+    from drivers.serial.config import StreamingSensorConfig
+
 MEAN = "mean"
 MEDIAN = "median"
 LATEST = "latest"
-
-
-class StreamingSensorConfig(DeviceConfig):
-    bus: str = Field(description="Name of the `serial` bus (port) the sensor is wired to.")
-    report_interval: float = Field(
-        60.0,
-        ge=0,
-        description="Seconds over which frames are aggregated into one reading per metric; 0 publishes every frame.",
-    )
-    stale_after: float = Field(
-        10.0,
-        gt=0,
-        description="Seconds without a good frame after which the device is reported silent (TIMEOUT, BAD_FRAME or OFFLINE).",
-    )
-    recorder_chunks: int = Field(32, ge=0, le=1024, description="Raw chunks kept in the flight recorder for diagnostics.")
 
 
 class StreamingSensorDriver(Driver):

@@ -9,38 +9,19 @@ that span is published clamped, with status out_of_range, never silently.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field, model_validator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.readings import OUT_OF_RANGE, Reading
 from drivers.codecs import maxbotix
 from drivers.serial.reader import Events
-from drivers.serial.streaming import MEDIAN, StreamingSensorConfig, StreamingSensorDriver
+from drivers.serial.streaming import MEDIAN, StreamingSensorDriver
 
-
-class UltrasonicBinConfig(StreamingSensorConfig):
-    bin_depth: float = Field(gt=0, description="Depth of the bin from rim to bottom, in millimetres.")
-    sensor_offset: float = Field(0.0, ge=0, description="Height of the sensor face above the bin rim, in millimetres.")
-    unit: Literal["mm", "cm", "in"] = Field("mm", description="What the sensor model reports: mm (HRXL, R + 4 digits), cm or in (R + 3 digits).")
-    max_range: float = Field(
-        5000.0,
-        gt=0,
-        description="The model's 'no target' reading in millimetres (5000 for HRXL-MaxSonar, 9999 for some 10 m models); readings at or above it mean no echo.",
-    )
-
-    @model_validator(mode="after")
-    def _bin_within_range(self) -> UltrasonicBinConfig:
-        if self.sensor_offset + self.bin_depth >= self.max_range:
-            raise ValueError(
-                f"sensor_offset + bin_depth = {self.sensor_offset + self.bin_depth:g} mm is beyond the sensor's max_range {self.max_range:g} mm: "
-                "an empty bin would read as 'no target'; mount the sensor lower or use a longer-range model"
-            )
-        return self
+if TYPE_CHECKING:
+    from drivers.serial.config import UltrasonicBinConfig
 
 
 class UltrasonicBinDriver(StreamingSensorDriver):
-    Config = UltrasonicBinConfig
+    config_model = "drivers.serial.config:UltrasonicBinConfig"
     aggregate: ClassVar[str] = MEDIAN
     metrics: ClassVar[tuple[tuple[str, str], ...]] = (("fill_level", "%"), ("distance", "mm"))
 

@@ -10,19 +10,15 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
-from typing import Any
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from agent.readings import ERROR, OK, Reading
-from drivers.base import DeviceConfig, PolledDriver
+from drivers.base import PolledDriver
+
+if TYPE_CHECKING:
+    pass
 
 _THERMAL_GLOB = "/sys/class/thermal/thermal_zone*/temp"
-
-
-class SystemHealthConfig(DeviceConfig):
-    poll_interval: float = Field(60.0, gt=0, description="Seconds between health readings.")
-    disk_path: str = Field("", description="Partition whose free space is reported; empty: the gateway's data_dir.")
 
 
 def _read_first(path: str) -> str | None:
@@ -61,7 +57,7 @@ def uptime() -> float | None:
 
 
 class SystemHealthDriver(PolledDriver):
-    Config = SystemHealthConfig
+    config_model = "drivers.system.config:SystemHealthConfig"
 
     def __init__(self, config: Any, bus: Any, ctx: Any) -> None:
         super().__init__(config, bus, ctx)
@@ -69,7 +65,10 @@ class SystemHealthDriver(PolledDriver):
         self._clock_synced = getattr(ctx, "clock_synced", None)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "metrics": ["cpu_temperature", "load_1m", "memory_available", "memory_used_ratio", "disk_free", "disk_used_ratio", "uptime", "clock_synced"]}
+        return {
+            **super().describe(),
+            "metrics": ["cpu_temperature", "load_1m", "memory_available", "memory_used_ratio", "disk_free", "disk_used_ratio", "uptime", "clock_synced"],
+        }
 
     async def poll(self) -> list[Reading]:
         return await asyncio.to_thread(self._collect)

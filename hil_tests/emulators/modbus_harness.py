@@ -9,8 +9,9 @@ from typing import Any
 from agent.readings import Reading
 from agent.runtime.clock import Clock
 from drivers.base import DriverContext
-from drivers.modbus.bus import ModbusBus, ModbusRtuBus, ModbusRtuBusConfig, ModbusRtuOverTcpBus, ModbusRtuOverTcpBusConfig, ModbusTcpBus, ModbusTcpBusConfig
-from drivers.modbus.driver import ModbusDeviceConfig, ModbusDriver
+from drivers.modbus.bus import ModbusBus, ModbusRtuBus, ModbusRtuOverTcpBus, ModbusTcpBus
+from drivers.modbus.config import ModbusDeviceConfig, ModbusRtuBusConfig, ModbusRtuOverTcpBusConfig, ModbusTcpBusConfig
+from drivers.modbus.driver import ModbusDriver
 from hil_tests.emulators.modbus_devices import EmulatedDevice
 from hil_tests.emulators.modbus_servers import PtyRtuEmulator, RtuOverTcpEmulator, TcpEmulator
 
