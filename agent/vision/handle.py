@@ -83,16 +83,23 @@ class WorkerHandle:
 WorkerFactory = Callable[[list[Any], Any, str], "WorkerHandle"]  # (cameras, vision config, data_dir)
 
 
+def _worker_entry(*args: Any) -> None:
+    # Runs in the spawned process. The worker module (NumPy, OpenCV, the
+    # config models) is imported there only, never in the agent.
+    from agent.vision.worker import worker_main
+
+    worker_main(*args)
+
+
 def spawn_worker(cameras: list[CameraConfig], vision: VisionConfig, data_dir: str) -> WorkerHandle:
     from agent.config.plain import as_dict
-    from agent.vision.worker import worker_main
 
     ctx = mp.get_context("spawn")
     results = ctx.Queue(vision.result_queue_size)
     commands = ctx.Queue(vision.command_queue_size)
     heartbeat = ctx.Value("d", 0.0, lock=False)
     proc = ctx.Process(
-        target=worker_main,
+        target=_worker_entry,
         args=([as_dict(c) for c in cameras], as_dict(vision), data_dir, results, commands, heartbeat),
         name="vision-worker",
         daemon=True,

@@ -22,8 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agent.readings import OFFLINE, Reading
-from agent.vision.lines import IN, OUT, IntervalCounts
-from agent.vision.zones import free_spaces
+from agent.vision.tally import IN, OUT, IntervalCounts, free_spaces
 
 if TYPE_CHECKING:
     from agent.vision.config import CameraConfig
