@@ -5,13 +5,15 @@ counts arriving as readings through the supervisor."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 
 import pytest
 
 from agent.vision.config import CameraConfig, LineConfig
-from hil_tests.emulators.scenes import StreetScene
-from hil_tests.vision_support import run_files, separated_traffic, truth_counts
+from agent.vision.report import plural
+from hil_tests.emulators.scenes import CLASSES, StreetScene
+from hil_tests.vision_support import LineTruth, run_files, separated_traffic, truth_counts
 
 pytestmark = pytest.mark.slow  # each test 20-40 s on 2 busy cores, most of it rendering the clips
 
@@ -47,32 +49,45 @@ def test_motion_counter_counts_every_vehicle_in_the_right_direction(separated_cl
     assert run.status["road"]["frames_dropped"] == 0
 
 
-@pytest.fixture(scope="module")
-def random_traffic_clip(tmp_path_factory):
-    """Poisson traffic in four lanes: overtaking (one car hiding another),
-    a lamp post in front, all classes, speeds, a passing cloud."""
-    scene = StreetScene.random(seed=22, duration_s=50, fps=10, size=(640, 360), per_lane_per_min=10)
-    return clip_with_truth(scene, tmp_path_factory, "traffic.avi")
+# Poisson traffic in four lanes: overtaking (one car hiding another), a lamp
+# post in front, all classes and their sizes and speeds, a passing cloud. Seed
+# 22 is one of the clips docs/vision.md measures; 25 had the most class errors
+# before track labels followed the vehicle at the line; 33 is denser (15
+# vehicles per lane per minute: more occlusions).
+TRAFFIC = {"seed22": (22, 10.0), "seed25": (25, 10.0), "seed33_dense": (33, 15.0)}
 
 
-def test_shipped_vehicle_model_counts_random_traffic_by_direction(random_traffic_clip, tmp_path) -> None:
+@pytest.fixture(scope="module", params=sorted(TRAFFIC))
+def random_traffic_clip(request, tmp_path_factory):
+    seed, per_lane_per_min = TRAFFIC[request.param]
+    scene = StreetScene.random(seed=seed, duration_s=50, fps=10, size=(640, 360), per_lane_per_min=per_lane_per_min)
+    path = tmp_path_factory.mktemp("clips") / f"{request.param}.avi"
+    truths = scene.write_video(str(path))
+    w, h = scene.size
+    # analysed at 5 fps from a 10 fps file: every second frame; the line's dead band is 2 % of the diagonal
+    return path, LineTruth(scene, truths, w / 2, every=2, band=LINE.hysteresis * math.hypot(w, h))
+
+
+def test_shipped_vehicle_model_counts_random_traffic_by_class_and_direction(random_traffic_clip, tmp_path) -> None:
     path, truth = random_traffic_clip
     cam = CameraConfig(name="road", source=str(path), model="vehicle_tiny", realtime=False, detect_fps=5, lines=[LINE], report_interval=3600)
     run = asyncio.run(run_files([cam], str(tmp_path)))
-    got = run.counts("road")
-    by_dir: Counter = Counter()
-    for (metric, _), n in got.items():
-        by_dir[metric.rsplit("_", 1)[1]] += n
-    truth_dir: Counter = Counter()
-    for (_, d), n in truth.items():
-        truth_dir[d] += n
-    assert truth_dir["in"] >= 10 and truth_dir["out"] >= 10
-    # within 3 %, or one vehicle: on a 50 s clip 3 % is less than one vehicle
-    # (docs/vision.md gives the figures over several clips)
-    assert within(by_dir["in"], truth_dir["in"], floor=1), (got, truth)
-    assert within(by_dir["out"], truth_dir["out"], floor=1), (got, truth)
-    # the class mix is right too, a truck now and then taken for a car
-    assert sum(got.values()) == sum(truth.values()) or within(sum(got.values()), sum(truth.values()), floor=1)
-    cars_in = got[("cars_in", "line=centre")]
-    assert abs(cars_in - truth[("car", "in")]) <= 1
     assert run.status["road"]["model"] == "vehicle_tiny"
+    keys = [(label, d) for label in CLASSES for d in ("in", "out")]
+    counted = run.counts("road")
+    got = Counter({(label, d): counted[(f"{plural(label)}_{d}", "line=centre")] for label, d in keys})
+    assert sum(got.values()) == sum(counted.values()), counted  # every count is one of the four classes
+    directions = Counter(d for label, d in truth.required.elements())
+    assert directions["in"] >= 10 and directions["out"] >= 10  # the clip exercises both directions
+    report = {
+        f"{label}_{d}": (got[(label, d)], truth.required[(label, d)], truth.optional[(label, d)])
+        for label, d in keys
+        if got[(label, d)] or (label, d) in truth.keys()
+    }
+    # each class and direction within 3 %, or one vehicle: on a 50 s clip 3 % of a class is less than one
+    # vehicle (docs/vision.md gives the figures over several clips)
+    for key in keys:
+        assert truth.error(key, got[key]) <= max(0.03 * truth.required[key], 1), report
+    # and all of them together: within 3 % of the clip's vehicles, or one
+    total_error = sum(truth.error(key, got[key]) for key in keys)
+    assert total_error <= max(0.03 * sum(truth.required.values()), 1), report

@@ -117,6 +117,38 @@ def test_majority_label_wins() -> None:
     assert out[0].label == "van"
 
 
+def test_label_follows_the_vehicle_a_track_was_handed_over_to() -> None:
+    """A car leaving the image where a truck enters it can hand its track
+    over; the class then becomes the truck's within about a second, while one
+    odd label does not change it."""
+    tr = Tracker(TrackerConfig())
+    labels = ["car"] * 15 + ["truck"] * 6
+    seen = []
+    for i, lab in enumerate(labels):
+        out = tr.update([box_at(50 + 20 * i, 100)], [0.9], [lab], i / 5)
+        seen.append(out[0].label)
+    assert {t.id for t in out} == {1}
+    assert seen[14] == seen[15] == "car"  # the first truck frame: still a car
+    assert seen[-1] == "truck"  # 1.2 s of truck detections: a truck
+
+
+def test_confirmed_track_prefers_detections_of_its_own_class() -> None:
+    """A truck in the next lane that the car's prediction only brushes starts
+    its own track instead of continuing the car's; a car detection there would
+    continue it, and so does a truck detection right on the prediction (the
+    model calling the car a truck for a frame)."""
+
+    def after(label: str, dy: float) -> list:
+        tr = Tracker(TrackerConfig())
+        for i in range(6):
+            tr.update([box_at(100 + 20 * i, 100)], [0.9], ["car"], i / 5)
+        return [(t.id, t.updated) for t in tr.update([box_at(220, 100 + dy, 40, 50)], [0.9], [label], 6 / 5)]
+
+    assert after("truck", dy=36) == [(1, False), (2, True)]
+    assert after("car", dy=36) == [(1, True)]
+    assert after("truck", dy=10) == [(1, True)]
+
+
 def test_motion_pieces_of_one_vehicle_are_joined_but_following_vehicles_are_not() -> None:
     from agent.vision.motion import merge_pieces
 
