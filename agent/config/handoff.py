@@ -13,6 +13,7 @@ path; what crosses the pipe is our own output, never input from the network.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -34,15 +35,14 @@ def load_plain(path: str | None = None, *, text: str | None = None, name: str = 
     if (path is None) == (text is None):
         raise ValueError("give a path or a text")
     args = ["--file", os.fspath(path)] if path is not None else ["--text", name]
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # the child resolves modules exactly as this process does (same checkout
+    # or install), without putting anything in front of the standard library
+    bootstrap = "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); from agent.config.handoff import _child; sys.exit(_child(sys.argv[2:]))"
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "agent.config.handoff", *args],
+            [sys.executable, "-c", bootstrap, json.dumps(sys.path), *args],
             input=(text or "").encode(),
             capture_output=True,
-            env=env,
             timeout=TIMEOUT,
             check=False,
         )
