@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from agent.vision.config import LineConfig, TrackerConfig
-from agent.vision.lines import IN, OUT, CountingLine, IntervalCounts
+from agent.vision.lines import CountingLine
+from agent.vision.tally import IN, OUT, IntervalCounts
 from agent.vision.tracker import Tracker
 
 W, H = 640, 360

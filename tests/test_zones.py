@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from agent.vision.config import TrackerConfig, ZoneConfig
+from agent.vision.tally import free_spaces
 from agent.vision.tracker import Tracker
-from agent.vision.zones import Debounced, Zone, free_spaces
+from agent.vision.zones import Debounced, Zone
 
 W, H = 640, 360
 BAY_A = ZoneConfig(name="a", kind="bay", polygon=[(0.0, 0.5), (0.25, 0.5), (0.25, 1.0), (0.0, 1.0)], debounce=2.0)

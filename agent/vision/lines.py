@@ -18,9 +18,9 @@ import math
 from collections.abc import Iterable
 
 from agent.vision.config import LineConfig
+from agent.vision.tally import IN, OUT
 from agent.vision.tracker import Track
 
-IN, OUT = "in", "out"
 _END_MARGIN = 0.05  # share of the line's length tolerated beyond its ends
 
 
@@ -105,26 +105,3 @@ class CountingLine:
         for i in track_ids:
             self._side.pop(i, None)
 
-
-class IntervalCounts:
-    """Crossings summed per (line, label, direction) until `take()`.
-
-    Keys seen once stay in the table with zero afterwards, so a quiet
-    interval is reported as 0, not as missing data."""
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str, str], int] = {}
-
-    def declare(self, line: str, label: str) -> None:
-        for direction in (IN, OUT):
-            self._counts.setdefault((line, label, direction), 0)
-
-    def add(self, line: str, label: str, direction: str, n: int = 1) -> None:
-        self.declare(line, label)
-        self._counts[(line, label, direction)] += n
-
-    def take(self) -> dict[tuple[str, str, str], int]:
-        snap = dict(self._counts)
-        for k in self._counts:
-            self._counts[k] = 0
-        return snap

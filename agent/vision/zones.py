@@ -73,10 +73,3 @@ class Zone:
         True when the reported value changed. (The share of time occupied
         is computed by the agent from the changes, per report interval.)"""
         return self.state.update(raw, t)
-
-
-def free_spaces(bays: dict[str, int | None]) -> int | None:
-    """Free bays in an area, or None while any bay's state is still unknown."""
-    if not bays or any(v is None for v in bays.values()):
-        return None
-    return sum(1 for v in bays.values() if v == 0)
