@@ -6,11 +6,17 @@ float32: 75 registers, one block read a poll) polled every 100 ms demand
 their own so the agent's CPU and RSS are its alone. For each rate the bench
 reports readings produced (sequence numbers assigned), delivered to the hub
 (distinct sequence numbers received), the outbox backlog at the start and end
-of the window, the agent's CPU per 1,000 readings and its RSS; then it raises
-the rate until the agent falls behind.
+of the window, the agent's CPU per 1,000 readings and its RSS, and what the
+agent says of its load (overloaded, event-loop busy share, timer lag, poll
+floor, polls skipped to shed load).
+
+`--baseline DIR` runs an agent from another checkout of the repository (e.g.
+`git archive <commit> | tar -x -C DIR`) at every rate too, alternating with
+this one, so that two versions are compared under the same machine load.
 
     .venv/bin/python bench/bench_e2e.py                 # 10, 20, 40 and 80 Hz
     .venv/bin/python bench/bench_e2e.py --rates 10 --seconds 30
+    .venv/bin/python bench/bench_e2e.py --rates 40,80 --baseline /tmp/e2e-base
 """
 
 from __future__ import annotations
@@ -128,9 +134,9 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
     return rss, hwm
 
 
-def outbox(sock: str) -> dict:
+def agent_status(sock: str) -> dict:
     with DiagClient(sock, timeout=5) as client:
-        return client.call("status")["outbox"]
+        return client.call("status")  # type: ignore[no-any-return]
 
 
 def hub_count(sub: subprocess.Popen[str]) -> dict:
@@ -140,17 +146,22 @@ def hub_count(sub: subprocess.Popen[str]) -> dict:
     return json.loads(sub.stdout.readline())
 
 
-def run_rate(tmp: Path, rate: float, seconds: float, devices: int, broker: MosquittoBroker, profile: Path) -> dict:
+def run_rate(
+    tmp: Path, rate: float, seconds: float, devices: int, broker: MosquittoBroker, profile: Path, agent_root: Path = ROOT, label: str = "this"
+) -> dict:
     ports = [free_port() for _ in range(devices)]
-    emu = subprocess.Popen([sys.executable, "-c", EMULATOR.format(root=str(ROOT), ports=ports, u16=POINTS_U16, f32=POINTS_F32)], stdout=subprocess.PIPE, text=True)
+    emu = subprocess.Popen(
+        [sys.executable, "-c", EMULATOR.format(root=str(ROOT), ports=ports, u16=POINTS_U16, f32=POINTS_F32)], stdout=subprocess.PIPE, text=True
+    )
     sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER.format(port=broker.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert emu.stdout and sub.stdout
     emu.stdout.readline()
     sub.stdout.readline()
-    data = tmp / f"data-{rate:g}"
-    cfg = tmp / f"gw-{rate:g}.toml"
+    data = tmp / f"data-{label}-{rate:g}"
+    cfg = tmp / f"gw-{label}-{rate:g}.toml"
     write_config(cfg, data, profile, ports, broker.port, 1.0 / rate)
-    agent = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": str(agent_root)}
+    agent = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=agent_root, env=env, stderr=subprocess.PIPE, text=True)
     sock = str(data / "diag.sock")
     try:
         deadline = time.time() + 30
@@ -160,10 +171,10 @@ def run_rate(tmp: Path, rate: float, seconds: float, devices: int, broker: Mosqu
             time.sleep(0.2)
         time.sleep(3)  # warm-up: connections open, first polls done
         others = {"emulators": emu.pid, "hub": sub.pid, "mosquitto": broker.pid}
-        ob0, hub0, cpu0, t0 = outbox(sock), hub_count(sub), proc_cpu_seconds(agent.pid), time.monotonic()
+        st0, hub0, cpu0, t0 = agent_status(sock), hub_count(sub), proc_cpu_seconds(agent.pid), time.monotonic()
         other0 = {k: proc_cpu_seconds(p) for k, p in others.items() if p}
         time.sleep(seconds)
-        ob1, hub1, cpu1, t1 = outbox(sock), hub_count(sub), proc_cpu_seconds(agent.pid), time.monotonic()
+        st1, hub1, cpu1, t1 = agent_status(sock), hub_count(sub), proc_cpu_seconds(agent.pid), time.monotonic()
         other_cpu = {k: round(100 * (proc_cpu_seconds(p) - other0[k]) / (t1 - t0), 1) for k, p in others.items() if p}
         rss, hwm = proc_rss_mb(agent.pid)
     finally:
@@ -173,23 +184,34 @@ def run_rate(tmp: Path, rate: float, seconds: float, devices: int, broker: Mosqu
         sub.stdin.write("quit\n")  # type: ignore[union-attr]
         sub.stdin.flush()  # type: ignore[union-attr]
         sub.wait(10)
+    ob0, ob1 = st0["outbox"], st1["outbox"]
+    load = st1.get("load") or {}
     elapsed = t1 - t0
     produced = ob1["next_seq"] - ob0["next_seq"]
     delivered = hub1["distinct"] - hub0["distinct"]
     demanded = devices * (POINTS_U16 + POINTS_F32) * rate * elapsed
     cpu = cpu1 - cpu0
+    skipped0 = (st0.get("load") or {}).get("polls_skipped", 0)
     return {
+        "agent": label,
         "rate_hz": rate,
         "demanded_per_s": round(demanded / elapsed),
         "produced_per_s": round(produced / elapsed),
         "delivered_per_s": round(delivered / elapsed),
         "delivered_share_of_demand": round(delivered / demanded, 3),
+        "delivered_share_of_produced": round(delivered / max(produced, 1), 3),
         "backlog_start": ob0["depth"],
         "backlog_end": ob1["depth"],
         "agent_cpu_percent": round(100 * cpu / elapsed, 1),
         "agent_cpu_ms_per_1000_readings": round(1000 * cpu / max(produced, 1) * 1000, 1),
         "agent_rss_mb": round(rss, 1),
         "agent_rss_peak_mb": round(hwm, 1),
+        "overloaded": load.get("overloaded"),
+        "loop_busy": load.get("busy"),
+        "loop_lag_ms": load.get("lag_ms"),
+        "poll_floor_s": load.get("poll_floor"),
+        "point_reads_skipped_per_s": round((load.get("polls_skipped", 0) - skipped0) / elapsed) if load else None,
+        "dropped": ob1["dropped"],
         "other_cpu_percent": other_cpu,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
@@ -200,7 +222,9 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=20)
     ap.add_argument("--rates", default="10,20,40,80", help="poll rates in Hz (10 Hz = every 100 ms)")
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--baseline", type=Path, help="also run the agent of this checkout at every rate, alternating with this one")
     args = ap.parse_args()
+    agents = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
     results = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -209,14 +233,15 @@ def main() -> None:
         broker = MosquittoBroker(tmp / "mosquitto")
         broker.start()
         try:
-            for rate in (float(r) for r in args.rates.split(",")):
-                res = run_rate(tmp, rate, args.seconds, args.devices, broker, profile)
-                results.append(res)
-                print(json.dumps(res), flush=True)
-                behind = res["delivered_share_of_demand"] < 0.97 or res["backlog_end"] > res["backlog_start"] + res["demanded_per_s"]
-                if behind:
-                    print(f"falls behind at {rate:g} Hz ({res['demanded_per_s']} readings/s demanded)", flush=True)
-                    break
+            for i, rate in enumerate(float(r) for r in args.rates.split(",")):
+                # alternate which agent goes first, so neither always gets the quieter minute
+                for label, root in agents if i % 2 == 0 else agents[::-1]:
+                    res = run_rate(tmp, rate, args.seconds, args.devices, broker, profile, root, label)
+                    results.append(res)
+                    print(json.dumps(res), flush=True)
+                    behind = res["delivered_share_of_produced"] < 0.97 or res["backlog_end"] > res["backlog_start"] + res["demanded_per_s"]
+                    if behind:
+                        print(f"{label}: delivery falls behind production at {rate:g} Hz ({res['demanded_per_s']} readings/s demanded)", flush=True)
         finally:
             broker.stop()
     print(json.dumps({"results": results}, indent=2))

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.readings import OK, Reading, Value
@@ -100,8 +102,86 @@ class DeviceHealth:
         }
 
 
+class PollPacing:
+    """How often any point may be polled while the gateway sheds load; shared by all drivers.
+
+    The runtime's load governor (agent.runtime.overload) sets `floor`: while
+    the event loop has no time to spare, no point is polled more often than
+    once per `floor` seconds (0: no shedding, every slot is taken). A floor
+    thins the fastest points first and leaves slower ones alone, so a meter
+    read every 10 s keeps its schedule while 25 ms points give way. Drivers
+    report the intervals they poll at (`note`), so the governor knows where
+    a floor starts to bite.
+    """
+
+    # A point keeps at least 1 of this many of its slots however hard the
+    # governor sheds: shedding thins a schedule, it never stops one.
+    MAX_STRETCH = 20
+
+    def __init__(self) -> None:
+        self.floor = 0.0
+        self.fastest = math.inf
+        self.slowest = 0.0
+        self.skipped = 0  # every driver's skipped slots, for the gateway's status
+
+    def note(self, interval: float) -> None:
+        self.fastest = min(self.fastest, interval)
+        self.slowest = max(self.slowest, interval)
+
+
+class SlotShedder:
+    """One driver's fixed-rate schedule: the next slot to poll each point (or the device) at.
+
+    Slots lie on each point's own grid. A slot that went by while the
+    previous poll (or the event loop) was late is missed, not made up later:
+    polls never burst. While the runtime sheds load, a point whose interval
+    is below the floor takes only `interval / floor` of its slots, spread
+    evenly by a credit that grows by that share with every slot that goes by
+    (the point is polled at the first slot where it reaches 1). The skipped
+    slots are jumped over, so shedding costs no wake-ups. The credit starts at
+    a phase drawn from the device name, so devices on the same interval do
+    not all poll in the same slots.
+    """
+
+    def __init__(self, device: str, pacing: PollPacing | None) -> None:
+        self.pacing = pacing
+        self.skipped = 0  # slots left out to shed load
+        self.missed = 0  # slots that went by while the previous poll (or the event loop) was late
+        self._phase = zlib.crc32(device.encode()) / 2**32
+        self._credit: dict[Hashable, float] = {}
+
+    def note(self, interval: float) -> None:
+        if self.pacing is not None:
+            self.pacing.note(interval)
+
+    def next_slot(self, key: Hashable, slot: float, interval: float, now: float) -> float:
+        """When to poll `key` (a point, or the whole device) next, after polling it in `slot`."""
+        slot += interval
+        passed = 1
+        if slot < now:
+            late = int((now - slot) // interval) + 1
+            slot += late * interval
+            passed += late
+            self.missed += late
+        pacing = self.pacing
+        if pacing is None or pacing.floor <= interval:
+            if self._credit:
+                self._credit.clear()  # the next shedding episode starts at the device's phase again
+            return slot
+        share = max(interval / pacing.floor, 1.0 / pacing.MAX_STRETCH)
+        credit = self._credit.get(key, self._phase) + passed * share
+        if credit < 1.0:
+            skip = math.ceil((1.0 - credit) / share - 1e-9)
+            slot += skip * interval
+            credit += skip * share
+            self.skipped += skip
+            pacing.skipped += skip
+        self._credit[key] = credit - math.floor(credit)  # credit beyond one poll is forfeited: no catching up
+        return slot
+
+
 class DriverContext:
-    """What the runtime gives a driver: stamping, emitting, logging, the clock."""
+    """What the runtime gives a driver: stamping, emitting, logging, the clock, load shedding."""
 
     def __init__(
         self,
@@ -112,6 +192,7 @@ class DriverContext:
         log: logging.Logger,
         mark_clock_synced: Callable[[], None] = lambda: None,
         data_dir: str = ".",
+        pacing: PollPacing | None = None,
     ) -> None:
         self.device = device
         self._stamp = stamp
@@ -119,6 +200,7 @@ class DriverContext:
         self.log = log
         self.mark_clock_synced = mark_clock_synced
         self.data_dir = data_dir
+        self.pacing = pacing
 
     def reading(self, metric: str, value: Value, unit: str = "", *, status: str = OK, detail: str = "") -> Reading:
         return self._stamp(self.device, metric, value, unit, status=status, detail=detail)
@@ -166,6 +248,7 @@ class Driver:
         self.ctx = ctx
         self.health = DeviceHealth(f"device {config.name}", ctx.log)
         self.last_readings: dict[str, Reading] = {}
+        self.shedder = SlotShedder(config.name, ctx.pacing)
 
     async def run(self) -> None:
         raise NotImplementedError
@@ -186,6 +269,8 @@ class Driver:
             "driver": self.config.driver,
             "bus": getattr(self.config, "bus", None),
             **self.health.snapshot(),
+            "polls_skipped": self.shedder.skipped,
+            "polls_missed": self.shedder.missed,
             "last_readings": {m: {"value": r.value, "unit": r.unit, "status": r.status, "wall": r.wall} for m, r in self.last_readings.items()},
         }
 
@@ -205,7 +290,8 @@ class PolledDriver(Driver):
 
     A failed poll (an exception out of `poll`) marks the device offline and
     waits with capped, jittered backoff before the next try; readings with a
-    non-OK status are normal results, not failures.
+    non-OK status are normal results, not failures. While the runtime sheds
+    load, some slots are skipped (SlotShedder); the others keep their times.
     """
 
     async def poll(self) -> list[Reading]:
@@ -215,6 +301,7 @@ class PolledDriver(Driver):
         loop = asyncio.get_running_loop()
         interval = self.config.poll_interval
         backoff = Backoff.from_policy(self.config.failure)
+        self.shedder.note(interval)
         next_at = loop.time()
         while True:
             polls_before = self.health.polls
@@ -236,8 +323,6 @@ class PolledDriver(Driver):
             self.publish(readings)
             # Fixed-rate schedule: a slow poll does not shift later ones, and a
             # poll that overran skips the missed slots instead of bursting.
-            next_at += interval
             now = loop.time()
-            if next_at < now:
-                next_at = now + interval - ((now - next_at) % interval)
+            next_at = self.shedder.next_slot(None, next_at, interval, now)
             await asyncio.sleep(next_at - now)

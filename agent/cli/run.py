@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from agent.cli.common import add_config_arg, load_plain_or_exit
@@ -18,6 +17,7 @@ def register(sub: Any) -> None:
 def handle(args: Any) -> int:
     import logging
 
+    from agent.runtime import loop
     from agent.runtime.app import Agent, StartupError
     from agent.runtime.logs import setup_logging
 
@@ -25,7 +25,7 @@ def handle(args: Any) -> int:
     setup_logging(args.log_level or config.gateway.log_level)
     agent = Agent(config, config_path=args.config)
     try:
-        return asyncio.run(agent.run())
+        return loop.run(agent.run())  # asyncio.run on a loop that measures its own load
     except StartupError as exc:
         logging.getLogger("edge_agent").error("cannot start: %s", exc)
         return 1

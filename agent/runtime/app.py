@@ -20,11 +20,12 @@ from typing import Any
 from agent import __version__
 from agent.readings import Reading
 from agent.runtime.clock import Clock
+from agent.runtime.overload import LoadGovernor
 from agent.runtime.supervisor import Supervisor
 from agent.runtime.systemd import Notifier
 from agent.runtime.tap import ReadingTap
 from drivers import registry
-from drivers.base import Bus, Driver, DriverContext
+from drivers.base import Bus, Driver, DriverContext, PollPacing
 
 log = logging.getLogger("edge_agent")
 
@@ -44,6 +45,8 @@ class Agent:
         self.supervisor = Supervisor(log.getChild("tasks"))
         self.notifier = Notifier()
         self.tap = ReadingTap()
+        self.pacing = PollPacing()  # the load governor thins polls through it when the loop is overloaded
+        self.governor = LoadGovernor(self.pacing, delivery=self._delivery_figures, log=log.getChild("load"))
         self.buses: dict[str, Bus] = {}
         self.drivers: dict[str, Driver] = {}
         self.vision: Any = None
@@ -61,6 +64,11 @@ class Agent:
     def emit(self, readings: list[Reading]) -> None:
         self.outbox.add(readings)
         self.tap.publish(readings)
+
+    def _delivery_figures(self) -> tuple[int, int]:
+        committed = self.outbox.committed if self.outbox is not None else 0
+        acknowledged = self.uplink.counters["sent"] if self.uplink is not None else 0
+        return committed, acknowledged
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -99,6 +107,7 @@ class Agent:
             self.remote = RemoteManager(self, log.getChild("remote"))
             self.remote.start()
 
+        self.supervisor.start("load", self.governor.run)
         self._start_devices()
         if self.config.cameras and self.config.vision.enabled:
             from agent.vision.supervisor import VisionSupervisor
@@ -150,6 +159,7 @@ class Agent:
                 log=log.getChild(f"device.{dev_cfg.name}"),
                 mark_clock_synced=self.clock.mark_synced,
                 data_dir=self.data_dir,
+                pacing=self.pacing,
             )
             driver = cls(dev_cfg, self.buses.get(bus_name) if bus_name else None, ctx)
             self.drivers[dev_cfg.name] = driver
@@ -266,6 +276,7 @@ class Agent:
             "buses": {name: b.status() for name, b in self.buses.items()},
             "cameras": self.vision.status() if self.vision is not None else {},
             "tasks": self.supervisor.status(),
+            "load": self.governor.status(),
             "remote": self.remote.status() if self.remote is not None else {},
         }
 
