@@ -40,7 +40,7 @@ import cv2
 
 from agent.runtime.clock import Clock
 from agent.vision.config import CameraConfig, LineConfig, VisionConfig
-from agent.vision.pipeline import model_detector
+from agent.vision.pipeline import Ema, model_detector
 from agent.vision.scheduler import Scheduler
 from agent.vision.supervisor import VisionSupervisor
 from agent.vision.worker import build_cameras, tune_process
@@ -65,6 +65,19 @@ class Collect:
 
 class Beat:
     value = 0.0
+
+
+class Mean(Ema):
+    """A stage's moving average that also keeps the mean over every frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total, self.count = 0.0, 0
+
+    def add(self, ms: float) -> None:
+        super().add(ms)
+        self.total += ms
+        self.count += 1
 
 
 def rss_mb(pid: int) -> float:
@@ -104,6 +117,7 @@ def worker_path(cam: CameraConfig, vision: VisionConfig, data_dir: str, overlap:
     cams = build_cameras(vision, [cam], data_dir, log, Beat())
     c = cams[0]
     c.analysis_ms = collections.deque()  # every frame's latency, not only the status's last 100
+    c.pipe.stage_ms = {k: Mean() for k in c.pipe.stage_ms}
     out = Collect()
     sched = Scheduler(cams, out, log, overlap=overlap)
     cpu0 = {"all": time.process_time(), "main": time.thread_time()}
@@ -118,7 +132,7 @@ def worker_path(cam: CameraConfig, vision: VisionConfig, data_dir: str, overlap:
     cpu["reader"] = time.process_time() - cpu0["all"] - sum(cpu.values())
     c.source.stop()
     sched.close()
-    stages = {k: v.value for k, v in c.pipe.stage_ms.items() if v.value is not None}
+    stages = {k: v.total / v.count for k, v in c.pipe.stage_ms.items() if v.count}
     crossings = [m[2:5] for m in out.msgs if m[0] == "count"]
     return {"s": s, "n": c.analysed, "latency": statistics.median(c.analysis_ms), "stages": stages, "cpu": cpu, "crossings": crossings}
 
@@ -223,7 +237,7 @@ def main() -> None:
     for kind in kinds[1:]:
         st = {k: statistics.median(x["stages"].get(k, 0.0) for x in res[kind]) for k in res[kind][0]["stages"]}
         cpu = {k: statistics.median(x["cpu"].get(k, 0.0) for x in res[kind]) / n * 1000 for k in res[kind][0]["cpu"]}
-        print(f"{kind:10s} stage ms (moving averages): " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
+        print(f"{kind:10s} stage ms (mean over frames): " + ", ".join(f"{k} {v:.2f}" for k, v in st.items()))
         print(f"{kind:10s} CPU ms per frame by thread: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
     print(f"decode of one frame alone: {decode_ms:.2f} ms; bare run: {1000 / statistics.median(fps_of(x) for x in res['bare']):.2f} ms")
 
