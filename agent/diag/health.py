@@ -79,6 +79,7 @@ def evaluate(st: dict[str, Any], now: float | None = None) -> list[dict[str, str
     for name, cam in sorted(cams.items()):
         if name != "worker" and isinstance(cam, dict):
             out.append(_camera(name, cam))
+    out += _load(st.get("load") or {})
     for name, task in sorted((st.get("tasks") or {}).items()):
         if task.get("failing"):
             out.append(finding(BROKEN, "task", name, f"crashing and restarting ({task.get('restarts')} restarts): {task.get('last_error')}", "see the journal (journalctl -u edge-agent) and attach `diag bundle` to a report"))
@@ -158,6 +159,23 @@ def _device(name: str, dev: dict[str, Any], now: float) -> dict[str, str]:
         total = sum(counts.values())
         return finding(DEGRADED, "device", name, f"online, but {total} error{'' if total == 1 else 's'} lately; last {_ago(dev['last_error_at'], now)}: {err}", hint_for(err))
     return finding(OK, "device", name, f"online, last reading {_ago(dev.get('last_ok'), now)}")
+
+
+def _load(load: dict[str, Any]) -> list[dict[str, str]]:
+    if not load.get("overloaded"):
+        return []
+    floor = load.get("poll_floor") or 0
+    shed = f"no point polled more often than every {floor * 1000:.0f} ms" if floor else "back at the configured rates, settling"
+    return [
+        finding(
+            DEGRADED,
+            "load",
+            "gateway",
+            f"overloaded (load {100 * (load.get('load') or 0):.0f}%, timers {load.get('lag_ms', 0):.0f} ms late): {shed}; "
+            f"{load.get('polls_skipped', 0)} polls skipped so that readings keep being delivered",
+            "the configured polling is more than this gateway's CPU can do: lengthen poll intervals (fast points first) or move devices to another gateway",
+        )
+    ]
 
 
 def inference_ms(cam: dict[str, Any]) -> Any:

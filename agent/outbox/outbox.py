@@ -303,6 +303,10 @@ class Outbox:
         """The broker acknowledged these; they are deleted with the next commit."""
         self._acked.extend(seqs)
 
+    def pending_share(self) -> float:
+        """The share of the memory buffer (readings waiting for a commit) in use; at 1 the oldest are dropped."""
+        return len(self._pending) / self.config.memory_readings
+
     # -- for health telemetry --------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

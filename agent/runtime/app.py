@@ -20,7 +20,7 @@ from typing import Any
 from agent import __version__
 from agent.readings import Reading
 from agent.runtime.clock import Clock
-from agent.runtime.overload import LoadGovernor
+from agent.runtime.overload import Delivery, LoadGovernor
 from agent.runtime.supervisor import Supervisor
 from agent.runtime.systemd import Notifier
 from agent.runtime.tap import ReadingTap
@@ -65,10 +65,16 @@ class Agent:
         self.outbox.add(readings)
         self.tap.publish(readings)
 
-    def _delivery_figures(self) -> tuple[int, int]:
-        committed = self.outbox.committed if self.outbox is not None else 0
-        acknowledged = self.uplink.counters["sent"] if self.uplink is not None else 0
-        return committed, acknowledged
+    def _delivery_figures(self) -> Delivery:
+        if self.outbox is None:
+            return Delivery()
+        up = self.uplink
+        return Delivery(
+            committed=self.outbox.committed,
+            acknowledged=up.counters["sent"] if up is not None else 0,
+            pending=self.outbox.pending_share(),
+            connected=up is not None and up.connected,
+        )
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:

@@ -1,26 +1,36 @@
-"""Graceful overload: when the event loop has no time to spare, poll less, keep delivering.
+"""Graceful overload: when the gateway has no time to spare, poll less, keep delivering.
 
-Drivers, the outbox and the uplink share one event loop. A gateway configured
-to poll more than its CPU can handle would otherwise fill that loop with poll
-work; the uplink then gets ever fewer turns, and readings pile up in the
-outbox until its cap drops the oldest. The governor keeps the loop from
-saturating instead:
+Drivers, the outbox and the uplink share one event loop, and every Python
+thread of the agent (the outbox's SQLite worker, paho's network thread)
+shares one interpreter lock. A gateway configured to poll more than its CPU
+can handle would fill both with poll work: the commit and the uplink then get
+ever fewer turns, readings pile up before the commit and in the outbox, and
+the caps drop the oldest. The governor keeps the agent below saturation
+instead, by thinning polls:
 
-- Every TICK it measures the share of wall time the loop was busy (not
-  waiting in select(), see agent.runtime.loop) and how late its timers fire.
-- Above BUSY_HIGH it raises the poll floor of the shared PollPacing: no point
-  is polled more often than once per floor seconds, so the fastest points are
-  thinned first (drivers.base.SlotShedder skips whole slots, never bursts).
-  Below BUSY_LOW it lowers the floor again in proportion to the headroom,
-  down to 0 (every slot taken). In between it holds, so a gateway that is
-  busy but coping is left alone.
-- A loop that is busy because the uplink is catching up on a backlog (more
-  delivered than produced) is not overloaded: polls are not shed for it.
+- Every TICK it measures the load: the larger of the share of wall time the
+  loop was busy (not waiting in select(), see agent.runtime.loop) and the
+  agent's CPU time as a share of one core (what the interpreter lock
+  allows). It also notes how late its timers fire, and how many readings
+  were committed and how many acknowledged by the broker.
+- Above BUSY_HIGH, or above BUSY_LOW while delivery falls behind production
+  on a connected uplink, it raises the poll floor of the shared PollPacing:
+  no point is polled more often than once per floor seconds, so the fastest
+  points are thinned first (drivers.base.SlotShedder skips whole slots and
+  never bursts). The floor moves by load / BUSY_TARGET per tick, but doubles
+  while the agent is saturated or readings wait for the commit in ever
+  larger numbers: those are dropped at the outbox's memory cap within
+  seconds, so the first seconds count.
+- Below BUSY_LOW, with delivery keeping up, it lowers the floor again,
+  gently, down to 0 (every slot taken). In between it holds, so a gateway
+  that is busy but coping is left alone.
+- A load that comes from the uplink catching up on a backlog (more delivered
+  than produced) is not overload: polls are not shed for it.
 - It logs once when shedding starts and once when the load has stayed
   normal for CALM seconds, and reports its state in the agent's status
   (`load`), with the slots skipped per device in each device's status.
 
-The thresholds are properties of the event loop, not of a site, so they are
+The thresholds are properties of the agent, not of a site, so they are
 constants here rather than config.
 """
 
@@ -30,34 +40,59 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from agent.runtime.loop import idle_clock
 from drivers.base import PollPacing
 
-TICK = 0.5  # seconds between control steps
-PROBE = 0.1  # seconds between lag probes
-BUSY_HIGH = 0.90  # loop busy share above which polls are shed
-BUSY_LOW = 0.75  # ... below which shedding is eased
-BUSY_TARGET = 0.80  # where easing aims: the uplink always finds the loop free
-SHED_STEP = 1.25  # floor growth per tick while over: doubles in about 1.5 s
-EASE_MAX = 1.5  # floor shrink per tick at most, however idle the loop
-LAG_HIGH = 0.05  # without an idle clock: timers this late mean no time to spare ...
-LAG_LOW = 0.01  # ... and this punctual mean there is
+TICK = 0.25  # seconds between control steps
+PROBE = 0.05  # seconds between lag probes
+SMOOTHING = 0.3  # weight of the newest tick in the load (about 1 s)
+BUSY_HIGH = 0.95  # load above which polls are shed
+BUSY_SATURATED = 0.985  # ... and shed fast
+BUSY_LOW = 0.85  # load below which shedding is eased (and above which falling behind counts)
+BUSY_TARGET = 0.90  # where both aim: the uplink and the outbox always find the agent free
+SHED_MIN, SHED_FAST = 1.1, 2.0  # floor growth per tick while over; while saturated or piling up
+PENDING_HIGH = 0.2  # share of the outbox's memory buffer waiting for a commit that counts as piling up
+EASE_MAX = 1.1  # floor shrink per tick at most, however idle the loop: steps back gently
 CALM = 5.0  # seconds at full rate before an overload counts as over
-CATCHING_UP = 1.2  # delivered / produced (averaged over a few seconds) above which a busy loop is an uplink draining a backlog
-RATE_SMOOTHING = 0.2  # weight of the newest tick in those averages (about 2.5 s)
+DELIVERY_SMOOTHING = 0.08  # weight of the newest tick in the delivery balance (about 3 s)
+FALLING_BEHIND = 0.85  # delivered / produced below which delivery falls behind
+CATCHING_UP = 1.2  # delivered / produced above which the load is the uplink draining a backlog
 
-# (readings committed so far, readings acknowledged by the broker so far)
-DeliveryFigures = Callable[[], tuple[int, int]]
+
+@dataclass
+class Delivery:
+    """What the outbox and the uplink say, cumulative counts as of now."""
+
+    committed: int = 0  # readings committed to the outbox so far
+    acknowledged: int = 0  # readings acknowledged by the broker so far
+    pending: float = 0.0  # share of the outbox's memory buffer waiting for a commit
+    connected: bool = False  # the uplink has a session
+
+
+@dataclass
+class Measured:
+    """One tick's measurements."""
+
+    busy: float | None  # share of the tick the loop was not waiting for I/O (None: no idle clock)
+    cpu: float  # the agent's CPU time in the tick as a share of one core
+    lag: float  # seconds the latest timer fired late, at most
+    produced: int  # readings committed in the tick
+    delivered: int  # readings acknowledged in the tick
+    pending: float
+    connected: bool
 
 
 class LoadGovernor:
-    def __init__(self, pacing: PollPacing, *, delivery: DeliveryFigures, log: logging.Logger) -> None:
+    def __init__(self, pacing: PollPacing, *, delivery: Callable[[], Delivery], log: logging.Logger) -> None:
         self.pacing = pacing
         self.delivery = delivery
         self.log = log
-        self.busy: float | None = None
+        self.load: float | None = None  # smoothed
+        self.busy: float | None = None  # last tick's figures, for the status
+        self.cpu = 0.0
         self.lag = 0.0
         self.overloaded_since: float | None = None  # wall time
         self.episodes = 0
@@ -65,6 +100,8 @@ class LoadGovernor:
         self._skipped_at_start = 0
         self._produced = 0.0  # readings per tick, smoothed
         self._delivered = 0.0
+        self._produced_slow = 0.0
+        self._delivered_slow = 0.0
 
     # -- the control loop ------------------------------------------------------
 
@@ -72,46 +109,58 @@ class LoadGovernor:
         loop = asyncio.get_running_loop()
         clock = idle_clock(loop)
         probes_per_tick = round(TICK / PROBE)
-        last_tick = loop.time()
+        last_tick, last_cpu = loop.time(), time.process_time()
         last_idle = clock.idle if clock else 0.0
-        last_delivery = self.delivery()
+        last = self.delivery()
         while True:
             lag = 0.0
             for _ in range(probes_per_tick):
                 asked = loop.time()
                 await asyncio.sleep(PROBE)
                 lag = max(lag, loop.time() - asked - PROBE)
-            now = loop.time()
+            now, cpu = loop.time(), time.process_time()
+            wall = max(now - last_tick, 1e-6)
             busy = None
             if clock is not None:
-                busy = min(1.0, max(0.0, 1.0 - (clock.idle - last_idle) / max(now - last_tick, 1e-6)))
+                busy = min(1.0, max(0.0, 1.0 - (clock.idle - last_idle) / wall))
                 last_idle = clock.idle
-            last_tick = now
             figures = self.delivery()
-            produced, delivered = figures[0] - last_delivery[0], figures[1] - last_delivery[1]
-            last_delivery = figures
-            self.step(busy, lag, produced, delivered, now)
+            self.step(
+                Measured(
+                    busy=busy,
+                    cpu=(cpu - last_cpu) / wall,
+                    lag=lag,
+                    produced=figures.committed - last.committed,
+                    delivered=figures.acknowledged - last.acknowledged,
+                    pending=figures.pending,
+                    connected=figures.connected,
+                ),
+                now,
+            )
+            last_tick, last_cpu, last = now, cpu, figures
 
-    def step(self, busy: float | None, lag: float, produced: int, delivered: int, now: float) -> None:
+    def step(self, m: Measured, now: float) -> None:
         """One control step on one tick's measurements (`now` on the monotonic clock)."""
-        self.lag = lag
-        pacing = self.pacing
-        if busy is not None:
-            smoothed = busy if self.busy is None else 0.4 * self.busy + 0.6 * busy
-            self.busy = smoothed
-            over, under = smoothed > BUSY_HIGH, smoothed < BUSY_LOW
-            # busy scales with the poll rate, and the poll rate with 1 / floor
-            ease = min(EASE_MAX, BUSY_TARGET / max(smoothed, 0.01))
-        else:
-            over, under, ease = lag > LAG_HIGH, lag < LAG_LOW, SHED_STEP
-        self._produced += RATE_SMOOTHING * (produced - self._produced)
-        self._delivered += RATE_SMOOTHING * (delivered - self._delivered)
+        self.busy, self.cpu, self.lag = m.busy, m.cpu, m.lag
+        # Wall-clock busy sees the CPU taken by other processes; CPU time sees
+        # the agent's own threads, which wait for the same interpreter lock.
+        load = min(1.0, max(m.busy or 0.0, m.cpu))
+        smoothed = load if self.load is None else self.load + SMOOTHING * (load - self.load)
+        self.load = smoothed
+        self._produced += SMOOTHING * (m.produced - self._produced)
+        self._delivered += SMOOTHING * (m.delivered - self._delivered)
+        self._produced_slow += DELIVERY_SMOOTHING * (m.produced - self._produced_slow)
+        self._delivered_slow += DELIVERY_SMOOTHING * (m.delivered - self._delivered_slow)
         catching_up = self._delivered > CATCHING_UP * self._produced and self._delivered > 0
-        if over and not catching_up and pacing.fastest < float("inf"):
-            floor = max(pacing.floor * SHED_STEP, pacing.fastest * SHED_STEP)
-            pacing.floor = min(floor, pacing.slowest * pacing.MAX_STRETCH)
-        elif under and pacing.floor > 0:
-            floor = pacing.floor / ease
+        falling_behind = m.connected and self._delivered_slow < FALLING_BEHIND * self._produced_slow
+        over = (smoothed > BUSY_HIGH or (smoothed > BUSY_LOW and falling_behind)) and not catching_up
+        pacing = self.pacing
+        if over and pacing.fastest < float("inf"):
+            # The load scales with the poll rate, and the poll rate with 1 / floor.
+            shed = SHED_FAST if smoothed > BUSY_SATURATED or m.pending > PENDING_HIGH else max(SHED_MIN, smoothed / BUSY_TARGET)
+            pacing.floor = min(max(pacing.floor, pacing.fastest) * shed, pacing.slowest * pacing.MAX_STRETCH)
+        elif smoothed < BUSY_LOW and not falling_behind and pacing.floor > 0:
+            floor = pacing.floor / min(EASE_MAX, BUSY_TARGET / max(smoothed, 0.01))
             pacing.floor = floor if floor > pacing.fastest else 0.0
         self._report(now)
 
@@ -124,9 +173,9 @@ class LoadGovernor:
                 self.episodes += 1
                 self._skipped_at_start = self.pacing.skipped
                 self.log.warning(
-                    "gateway overloaded (event loop %stimers %.0f ms late): polling less often than configured so that "
+                    "gateway overloaded (load %.0f%%, timers %.0f ms late): polling less often than configured so that "
                     "readings keep being delivered; lengthen poll intervals or move devices to another gateway",
-                    "" if self.busy is None else f"{self.busy:.0%} busy, ",
+                    100 * (self.load or 0.0),
                     self.lag * 1000,
                 )
             return
@@ -150,7 +199,9 @@ class LoadGovernor:
             "overloaded": self.overloaded_since is not None,
             "overloaded_since": self.overloaded_since,
             "overload_episodes": self.episodes,
-            "busy": None if self.busy is None else round(self.busy, 3),
+            "load": None if self.load is None else round(self.load, 3),
+            "loop_busy": None if self.busy is None else round(self.busy, 3),
+            "cpu": round(self.cpu, 3),
             "lag_ms": round(self.lag * 1000, 1),
             "poll_floor": round(self.pacing.floor, 4),
             "polls_skipped": self.pacing.skipped,

@@ -93,10 +93,14 @@ class Uplink:
             return False
         return True
 
-    def stats(self) -> dict[str, Any]:
+    @property
+    def connected(self) -> bool:
         session = self._session
+        return bool(session and session.connected)
+
+    def stats(self) -> dict[str, Any]:
         return {
-            "connected": bool(session and session.connected),
+            "connected": self.connected,
             "broker": f"{self.host}:{self.port}",
             "protocol": self._protocol,
             "tls": self.config.tls is not None,
