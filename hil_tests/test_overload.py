@@ -53,9 +53,7 @@ asyncio.run(main())
 
 @pytest.fixture
 def meters() -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", EMULATORS.format(repo=str(REPO), devices=DEVICES, u16=U16, f32=F32)], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", EMULATORS.format(repo=str(REPO), devices=DEVICES, u16=U16, f32=F32)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     try:
         ports = json.loads(proc.stdout.readline())
