@@ -106,7 +106,7 @@ class PollPacing:
     """How often any point may be polled while the gateway sheds load; shared by all drivers.
 
     The runtime's load governor (agent.runtime.overload) sets `floor`: while
-    the event loop has no time to spare, no point is polled more often than
+    the gateway has no time to spare, no point is polled more often than
     once per `floor` seconds (0: no shedding, every slot is taken). A floor
     thins the fastest points first and leaves slower ones alone, so a meter
     read every 10 s keeps its schedule while 25 ms points give way. Drivers
@@ -129,7 +129,7 @@ class PollPacing:
         self.slowest = max(self.slowest, interval)
 
 
-class SlotShedder:
+class PollSchedule:
     """One driver's fixed-rate schedule: the next slot to poll each point (or the device) at.
 
     Slots lie on each point's own grid. A slot that went by while the
@@ -181,7 +181,7 @@ class SlotShedder:
 
 
 class DriverContext:
-    """What the runtime gives a driver: stamping, emitting, logging, the clock, load shedding."""
+    """What the runtime gives a driver: stamping, emitting, logging, the clock, the poll pacing."""
 
     def __init__(
         self,
@@ -248,7 +248,7 @@ class Driver:
         self.ctx = ctx
         self.health = DeviceHealth(f"device {config.name}", ctx.log)
         self.last_readings: dict[str, Reading] = {}
-        self.shedder = SlotShedder(config.name, ctx.pacing)
+        self.schedule = PollSchedule(config.name, ctx.pacing)
 
     async def run(self) -> None:
         raise NotImplementedError
@@ -269,8 +269,8 @@ class Driver:
             "driver": self.config.driver,
             "bus": getattr(self.config, "bus", None),
             **self.health.snapshot(),
-            "polls_skipped": self.shedder.skipped,
-            "polls_missed": self.shedder.missed,
+            "polls_skipped": self.schedule.skipped,
+            "polls_missed": self.schedule.missed,
             "last_readings": {m: {"value": r.value, "unit": r.unit, "status": r.status, "wall": r.wall} for m, r in self.last_readings.items()},
         }
 
@@ -291,7 +291,7 @@ class PolledDriver(Driver):
     A failed poll (an exception out of `poll`) marks the device offline and
     waits with capped, jittered backoff before the next try; readings with a
     non-OK status are normal results, not failures. While the runtime sheds
-    load, some slots are skipped (SlotShedder); the others keep their times.
+    load, some slots are skipped (PollSchedule); the others keep their times.
     """
 
     async def poll(self) -> list[Reading]:
@@ -301,7 +301,7 @@ class PolledDriver(Driver):
         loop = asyncio.get_running_loop()
         interval = self.config.poll_interval
         backoff = Backoff.from_policy(self.config.failure)
-        self.shedder.note(interval)
+        self.schedule.note(interval)
         next_at = loop.time()
         while True:
             polls_before = self.health.polls
@@ -324,5 +324,5 @@ class PolledDriver(Driver):
             # Fixed-rate schedule: a slow poll does not shift later ones, and a
             # poll that overran skips the missed slots instead of bursting.
             now = loop.time()
-            next_at = self.shedder.next_slot(None, next_at, interval, now)
+            next_at = self.schedule.next_slot(None, next_at, interval, now)
             await asyncio.sleep(next_at - now)

@@ -1,4 +1,4 @@
-"""Poll schedules under load shedding (drivers.base.SlotShedder) and the load governor's decisions.
+"""Poll schedules under load shedding (drivers.base.PollSchedule) and the load governor's decisions.
 
 The schedule is computed on explicit clock values, so these tests say exactly
 which slots a point is polled in; the governor is driven step by step with
@@ -12,53 +12,53 @@ import logging
 import pytest
 
 from agent.runtime.overload import CALM, TICK, Delivery, LoadGovernor, Measured
-from drivers.base import PollPacing, SlotShedder
+from drivers.base import PollPacing, PollSchedule
 
 
-def polled_slots(shedder: SlotShedder, interval: float, slots: int, *, key: str = "p", late: float = 0.0) -> list[int]:
+def polled_slots(schedule: PollSchedule, interval: float, slots: int, *, key: str = "p", late: float = 0.0) -> list[int]:
     """Slot numbers a point is polled in over `slots` slots, each poll taking `late` seconds."""
     at, out = 0.0, []
     while at < slots * interval - 1e-9:
         out.append(round(at / interval))
-        at = shedder.next_slot(key, at, interval, at + late)
+        at = schedule.next_slot(key, at, interval, at + late)
     return out
 
 
 def test_without_shedding_every_slot_is_taken_on_the_grid() -> None:
-    shedder = SlotShedder("meter-1", PollPacing())
-    assert polled_slots(shedder, 0.1, 50) == list(range(50))
-    assert shedder.skipped == shedder.missed == 0
+    schedule = PollSchedule("meter-1", PollPacing())
+    assert polled_slots(schedule, 0.1, 50) == list(range(50))
+    assert schedule.skipped == schedule.missed == 0
 
 
 def test_a_late_poll_misses_slots_and_never_bursts() -> None:
-    shedder = SlotShedder("meter-1", None)
+    schedule = PollSchedule("meter-1", None)
     # each poll takes 2.5 intervals: the next poll is at the next slot after it ends
-    assert polled_slots(shedder, 0.1, 30, late=0.25) == list(range(0, 30, 3))
-    assert shedder.missed == 2 * 10
+    assert polled_slots(schedule, 0.1, 30, late=0.25) == list(range(0, 30, 3))
+    assert schedule.missed == 2 * 10
 
 
 def test_a_floor_thins_fast_points_evenly_and_keeps_their_grid() -> None:
     pacing = PollPacing()
     pacing.floor = 0.4
-    shedder = SlotShedder("meter-1", pacing)
-    slots = polled_slots(shedder, 0.1, 400)
+    schedule = PollSchedule("meter-1", pacing)
+    slots = polled_slots(schedule, 0.1, 400)
     assert {b - a for a, b in zip(slots, slots[1:], strict=False)} == {4}  # every 4th slot, no bunching
-    assert shedder.skipped == pacing.skipped == 400 - len(slots)
+    assert schedule.skipped == pacing.skipped == 400 - len(slots)
 
 
 def test_a_floor_leaves_slower_points_alone() -> None:
     pacing = PollPacing()
     pacing.floor = 0.4
-    shedder = SlotShedder("meter-1", pacing)
-    assert polled_slots(shedder, 1.0, 20, key="energy") == list(range(20))
-    assert polled_slots(shedder, 0.4, 20, key="power") == list(range(20))
-    assert shedder.skipped == 0
+    schedule = PollSchedule("meter-1", pacing)
+    assert polled_slots(schedule, 1.0, 20, key="energy") == list(range(20))
+    assert polled_slots(schedule, 0.4, 20, key="power") == list(range(20))
+    assert schedule.skipped == 0
 
 
 def test_uneven_shares_average_out_to_the_floor() -> None:
     pacing = PollPacing()
     pacing.floor = 0.25  # 2.5 slots of 0.1 s
-    slots = polled_slots(SlotShedder("meter-1", pacing), 0.1, 1000)
+    slots = polled_slots(PollSchedule("meter-1", pacing), 0.1, 1000)
     assert len(slots) == pytest.approx(400, abs=1)
     assert {b - a for a, b in zip(slots, slots[1:], strict=False)} == {2, 3}
 
@@ -66,25 +66,25 @@ def test_uneven_shares_average_out_to_the_floor() -> None:
 def test_shedding_never_takes_more_than_max_stretch() -> None:
     pacing = PollPacing()
     pacing.floor = 1000.0
-    slots = polled_slots(SlotShedder("meter-1", pacing), 0.1, 200)
+    slots = polled_slots(PollSchedule("meter-1", pacing), 0.1, 200)
     assert len(slots) == pytest.approx(200 / PollPacing.MAX_STRETCH, abs=1)
 
 
 def test_devices_on_one_interval_do_not_all_poll_in_the_same_slots() -> None:
     pacing = PollPacing()
     pacing.floor = 1.0
-    firsts = {polled_slots(SlotShedder(f"meter-{i}", pacing), 0.1, 30)[1] for i in range(20)}
+    firsts = {polled_slots(PollSchedule(f"meter-{i}", pacing), 0.1, 30)[1] for i in range(20)}
     assert len(firsts) > 5
 
 
 def test_shedding_ends_at_once_when_the_floor_drops() -> None:
     pacing = PollPacing()
     pacing.floor = 0.5
-    shedder = SlotShedder("meter-1", pacing)
-    at = shedder.next_slot("p", 0.0, 0.1, 0.0)
+    schedule = PollSchedule("meter-1", pacing)
+    at = schedule.next_slot("p", 0.0, 0.1, 0.0)
     assert at > 0.1  # a later slot
     pacing.floor = 0.0
-    assert shedder.next_slot("p", at, 0.1, at) == pytest.approx(at + 0.1)
+    assert schedule.next_slot("p", at, 0.1, at) == pytest.approx(at + 0.1)
 
 
 def measured(load: float, produced: int = 10_000, delivered: int = 10_000, pending: float = 0.0) -> Measured:

@@ -16,7 +16,7 @@ instead, by thinning polls:
 - Above BUSY_HIGH, or above BUSY_LOW while delivery falls behind production
   on a connected uplink, it raises the poll floor of the shared PollPacing:
   no point is polled more often than once per floor seconds, so the fastest
-  points are thinned first (drivers.base.SlotShedder skips whole slots and
+  points are thinned first (drivers.base.PollSchedule skips whole slots and
   never bursts). The floor moves by load / BUSY_TARGET per tick, but doubles
   while the agent is saturated or readings wait for the commit in ever
   larger numbers: those are dropped at the outbox's memory cap within

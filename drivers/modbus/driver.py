@@ -56,7 +56,7 @@ class ModbusDriver(Driver):
         now = loop.time()
         due_at = {name: now for name in self.points}
         for p in self.points.values():
-            self.shedder.note(self._interval(p))
+            self.schedule.note(self._interval(p))
         while True:
             now = loop.time()
             due = [self.points[n] for n, t in due_at.items() if t <= now + 0.001]
@@ -70,7 +70,7 @@ class ModbusDriver(Driver):
                         # Fixed rate per point: a late poll skips missed slots instead of
                         # bursting, and while the runtime sheds load some slots are left
                         # out. Points on the same interval keep sharing slots (and blocks).
-                        due_at[p.name] = self.shedder.next_slot(p.name, due_at[p.name], self._interval(p), now)
+                        due_at[p.name] = self.schedule.next_slot(p.name, due_at[p.name], self._interval(p), now)
                 else:
                     retry = now + self.retry_delay()
                     for name in due_at:
