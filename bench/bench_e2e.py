@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.diag.client import DiagClient  # noqa: E402
-from hil_tests.broker import MosquittoBroker, free_port  # noqa: E402
+from hil_tests.broker import MosquittoBroker  # noqa: E402
 
 POINTS_U16 = 25
 POINTS_F32 = 25
@@ -48,16 +48,22 @@ from hil_tests.emulators.modbus_servers import TcpEmulator
 
 async def main():
     emus = []
-    for i, port in enumerate({ports!r}):
+    for i in range({devices}):
         dev = EmulatedDevice(1)
         for a in range({u16}):
             dev.set_value("holding", a, (i * 100 + a) % 65536, "uint16")
         for k in range({f32}):
             dev.set_value("holding", {u16} + 2 * k, 20.0 + k + i / 10, "float32")
-        emu = TcpEmulator([dev], port=port, size=128)
-        await emu.start()
+        for attempt in range(5):  # a free port may be taken by another process before we bind it
+            emu = TcpEmulator([dev], size=128)
+            try:
+                await emu.start()
+                break
+            except RuntimeError:
+                if attempt == 4:
+                    raise
         emus.append(emu)
-    print("ready", flush=True)
+    print(json.dumps([e.port for e in emus]), flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -149,13 +155,16 @@ def hub_count(sub: subprocess.Popen[str]) -> dict:
 def run_rate(
     tmp: Path, rate: float, seconds: float, devices: int, broker: MosquittoBroker, profile: Path, agent_root: Path = ROOT, label: str = "this"
 ) -> dict:
-    ports = [free_port() for _ in range(devices)]
     emu = subprocess.Popen(
-        [sys.executable, "-c", EMULATOR.format(root=str(ROOT), ports=ports, u16=POINTS_U16, f32=POINTS_F32)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", EMULATOR.format(root=str(ROOT), devices=devices, u16=POINTS_U16, f32=POINTS_F32)], stdout=subprocess.PIPE, text=True
     )
     sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER.format(port=broker.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert emu.stdout and sub.stdout
-    emu.stdout.readline()
+    line = emu.stdout.readline()
+    if not line:
+        sub.kill()
+        raise SystemExit("the Modbus emulators did not start (see above)")
+    ports = json.loads(line)
     sub.stdout.readline()
     data = tmp / f"data-{label}-{rate:g}"
     cfg = tmp / f"gw-{label}-{rate:g}.toml"
