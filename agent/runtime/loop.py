@@ -5,8 +5,8 @@ spends waiting in select() is the one honest measure of how much it has left
 to give. The loop built here counts that time in its selector (`IdleClock`),
 which costs one clock read per loop iteration. The load governor
 (agent.runtime.overload) reads it through `idle_clock()`; on a loop made
-elsewhere (an in-process test) there is none and the governor falls back to
-measuring how late its timers fire.
+elsewhere (an in-process test) there is none and the governor goes by the
+agent's CPU time alone.
 """
 
 from __future__ import annotations
