@@ -131,7 +131,8 @@ def test_every_reading_arrives_once_in_order_with_birth_health_and_offline_statu
                 await asyncio.sleep(0.01)
             assert await gw.until(lambda: gw.uplink.stats()["sent"] >= 10_000)
             assert await gw.until(lambda: gw.outbox.stats()["depth"] == 0)
-            assert hub.listener.wait_for(lambda: hub.listener.store.latest(GW, "health") is not None, 10)
+            # waited for on the loop: a blocking wait would stop the uplink from sending the health message
+            assert await gw.until(lambda: hub.listener.store.latest(GW, "health") is not None)
             online = retained(broker, f"city/north/{GW}/status")
             return {"online": online, "uplink": gw.uplink.stats()}
 
