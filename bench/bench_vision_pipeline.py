@@ -120,7 +120,7 @@ def worker_path(cam: CameraConfig, vision: VisionConfig, data_dir: str, overlap:
     c.analysis_ms = collections.deque()  # every frame's latency, not only the status's last 100
     c.pipe.stage_ms = {k: Mean() for k in c.pipe.stage_ms}
     out = Collect()
-    sched = Scheduler(cams, out, log, overlap=overlap)
+    sched = Scheduler(cams, out, log, overlap=overlap, pin=True, onnx_threads=vision.onnx_threads)  # as worker_main makes it
     cpu0 = {"all": time.process_time(), "main": time.thread_time()}
     t0 = time.perf_counter()
     c.source.start()

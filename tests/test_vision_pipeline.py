@@ -7,6 +7,7 @@ heartbeat, bounded hand-offs and a clean stop."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.vision.affinity import cpu_plan
 from agent.vision.config import CameraConfig, LineConfig, VisionConfig, ZoneConfig
 from agent.vision.scheduler import Camera, Scheduler
 from agent.vision.stages import InferenceStage, Job
@@ -60,13 +62,18 @@ def camera(name: str, clip: Path, **kw) -> CameraConfig:
 
 
 def run_to_end(cfgs: list[CameraConfig], data_dir: str, *, overlap: bool) -> tuple[Collect, list[Camera]]:
+    """Every frame of the cameras' files through the worker's path, CPUs split as the worker splits them."""
     cams = build_cameras(VISION, cfgs, data_dir, LOG, Beat())
     out = Collect()
-    sched = Scheduler(cams, out, LOG, overlap=overlap)
+    sched = Scheduler(cams, out, LOG, overlap=overlap, pin=True)
     for c in cams:
         c.source.start()
     try:
         sched.run_to_end()
+        plan = cpu_plan(1)
+        if overlap and plan is not None:  # a machine with two CPUs or more
+            assert os.sched_getaffinity(sched.stage._thread.native_id) == plan.inference
+            assert os.sched_getaffinity(0) == plan.rest
     finally:
         sched.close()
         for c in cams:

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import statistics
 import time
 from typing import Any, Protocol
 
+from agent.vision.affinity import cpu_plan, pin_this_thread
 from agent.vision.config import CameraConfig
 from agent.vision.stages import InferenceStage, Job
 
@@ -91,15 +93,24 @@ class Camera:
 
 
 class Scheduler:
-    """One turn at a time, from the worker's main thread. `overlap=False`
-    runs every step of a frame in a row, without the inference thread."""
+    """One turn at a time, from the thread that made it (the worker's main
+    thread). `overlap=False` runs every step of a frame in a row, without the
+    inference thread. `pin` gives the inference thread a CPU of its own and
+    keeps this thread, and the camera readers it starts afterwards, off it
+    (agent.vision.affinity); close() lets this thread run anywhere again."""
 
-    def __init__(self, cams: list[Camera], out: Sender, log: logging.Logger, *, overlap: bool = True, depth: int = 1) -> None:
+    def __init__(
+        self, cams: list[Camera], out: Sender, log: logging.Logger, *, overlap: bool = True, depth: int = 1, pin: bool = False, onnx_threads: int = 1
+    ) -> None:
         self.cams = cams
         self.out = out
         self.log = log
         staged = any(c.pipe is not None and c.pipe.model is not None for c in cams)
-        self.stage = InferenceStage(depth) if overlap and staged else None
+        plan = cpu_plan(onnx_threads) if pin and overlap and staged else None
+        self._cpus_before = os.sched_getaffinity(0) if plan else None
+        self.stage = InferenceStage(depth, plan.inference if plan else None) if overlap and staged else None
+        if plan and pin_this_thread(plan.rest):
+            log.info("vision inference on CPU %s, camera readers and analysis on %s", sorted(plan.inference), sorted(plan.rest))
         self._start = 0  # camera that gets the first look at the hand-off next turn (round robin)
 
     def heartbeat(self, now: float) -> float:
@@ -156,6 +167,8 @@ class Scheduler:
     def close(self) -> None:
         if self.stage is not None:
             self.stage.stop()
+        if self._cpus_before:
+            pin_this_thread(self._cpus_before)
 
     def run_to_end(self, poll: float = 0.005) -> None:
         """Turn until every camera's file has ended and its frames are

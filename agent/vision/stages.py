@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from agent.vision.affinity import pin_this_thread
+
 RunFn = Callable[[np.ndarray], list[np.ndarray]]
 
 
@@ -56,8 +58,9 @@ class Job:
 class InferenceStage:
     """A daemon thread running submitted jobs in order (FIFO)."""
 
-    def __init__(self, depth: int = 1) -> None:
+    def __init__(self, depth: int = 1, cpus: frozenset[int] | None = None) -> None:
         self.depth = depth
+        self.cpus = cpus  # where the thread runs (agent.vision.affinity); None: anywhere
         self._cond = threading.Condition()
         self._waiting: collections.deque[Job] = collections.deque()
         self._done: collections.deque[Job] = collections.deque()
@@ -119,6 +122,8 @@ class InferenceStage:
 
     # --- inference thread ----------------------------------------------
     def _serve(self) -> None:
+        if self.cpus:
+            pin_this_thread(self.cpus)
         while True:
             with self._cond:
                 while not self._waiting and not self._stopping:

@@ -81,9 +81,9 @@ def worker_main(cameras: list[dict], vision: dict, data_dir: str, results: Any, 
     tune_process(vcfg)
     cams = build_cameras(vcfg, [CameraConfig.model_validate(c) for c in cameras], data_dir, log, heartbeat)
     out.send(("ready", {c.cam.name: {"model": c.pipe.info.get("model") if c.pipe else None, "error": c.error} for c in cams}))
-    sched = Scheduler(cams, out, log)
+    sched = Scheduler(cams, out, log, pin=True, onnx_threads=vcfg.onnx_threads)
     for c in cams:
-        c.source.start()
+        c.source.start()  # the readers run on the main thread's CPUs
     try:
         _loop(sched, out, commands, heartbeat, parent, data_dir, log)
     finally:
