@@ -149,6 +149,7 @@ class MoverMemory:
         for j, blob in enumerate(blobs):
             ks = claims.get(j, [])
             outline = outline_edges(blobs, j, w, h)
+            behind = touched_edges(blobs, j, nearer_only=True)
             if not ks:
                 m = Mover(self._next_id, blob)
                 self._next_id += 1
@@ -163,7 +164,7 @@ class MoverMemory:
                 continue
             # one mover (or some not known well enough to cut): the blob is the measurement
             k = max(ks, key=lambda q: overlap_area(clip_box(preds[q], w, h), blob))
-            self._measure(movers[k], blob, outline, w, h)
+            self._measure(movers[k], blob, outline, behind, w, h)
             kept.append(movers[k])
             done.add(k)
             for q in ks:
@@ -207,7 +208,7 @@ class MoverMemory:
         m.seen += 1
         m.hidden = 0
 
-    def _measure(self, m: Mover, blob: Box, outline: list[int], w: int, h: int) -> None:
+    def _measure(self, m: Mover, blob: Box, outline: list[int], behind: set[int], w: int, h: int) -> None:
         """The blob is this mover: take its box, and its speed from the edges
         that are the vehicle's outline in both frames."""
         prev = m.box
@@ -221,14 +222,14 @@ class MoverMemory:
         if len(outline) == 4:
             m.size = box[2:] - box[:2]
         elif m.size is not None:
-            # partly hidden behind a neighbour: the edge that is its outline and
-            # the size it had when seen whole place it, not the part that shows
+            # partly hidden behind a nearer vehicle: the edge that is its outline
+            # and the size it had when seen whole place it, not the part that shows
             for axis, (a, c) in enumerate(((0, 2), (1, 3))):
                 if box[c] - box[a] >= m.size[axis]:
                     continue
-                if a in outline and c not in outline:
+                if a in outline and c in behind:
                     box[c] = box[a] + m.size[axis]
-                elif c in outline and a not in outline:
+                elif c in outline and a in behind:
                     box[a] = box[c] - m.size[axis]
         m.box = box
         m.emit = clip_box(box, w, h)
@@ -300,24 +301,27 @@ def outline_edges(blobs: list[Box], j: int, w: int, h: int) -> list[int]:
     (there the vehicle may go on behind, or in front of, its neighbour)."""
     b = blobs[j]
     on_border = (b[0] <= 0.5, b[1] <= 0.5, b[2] >= w - 0.5, b[3] >= h - 0.5)
-    edges = []
-    for e in range(4):
-        if on_border[e]:
+    touched = touched_edges(blobs, j)
+    return [e for e in range(4) if not on_border[e] and e not in touched]
+
+
+def touched_edges(blobs: list[Box], j: int, nearer_only: bool = False) -> set[int]:
+    """Edges of blob j where another blob begins; with `nearer_only`, only
+    a blob standing lower in the image, nearer the camera: one that hides
+    the rest of this vehicle."""
+    b = blobs[j]
+    edges: set[int] = set()
+    for i, o in enumerate(blobs):
+        if i == j or (nearer_only and o[3] <= b[3] + 2):
             continue
-        touching = False
-        for i, o in enumerate(blobs):
-            if i == j:
-                continue
-            if e in (0, 2):
-                if min(b[3], o[3]) - max(b[1], o[1]) <= 0:
-                    continue
-                touching = (e == 0 and o[0] < b[0] <= o[2] + 2) or (e == 2 and o[0] - 2 <= b[2] < o[2])
-            else:
-                if min(b[2], o[2]) - max(b[0], o[0]) <= 0:
-                    continue
-                touching = (e == 1 and o[1] < b[1] <= o[3] + 2) or (e == 3 and o[1] - 2 <= b[3] < o[3])
-            if touching:
-                break
-        if not touching:
-            edges.append(e)
+        if min(b[3], o[3]) - max(b[1], o[1]) > 0:
+            if o[0] < b[0] <= o[2] + 2:
+                edges.add(0)
+            if o[0] - 2 <= b[2] < o[2]:
+                edges.add(2)
+        if min(b[2], o[2]) - max(b[0], o[0]) > 0:
+            if o[1] < b[1] <= o[3] + 2:
+                edges.add(1)
+            if o[1] - 2 <= b[3] < o[3]:
+                edges.add(3)
     return edges
