@@ -48,7 +48,7 @@ class Job:
     tensor: np.ndarray
     transform: Any  # agent.vision.preprocess.Transform: model input -> frame pixels
     run: RunFn  # the model's session.run for this tensor
-    taken: float  # monotonic seconds when it was prepared
+    taken: float  # monotonic seconds when it left its reader (its preparation began)
     prepare_ms: float
     outputs: list[np.ndarray] | None = None
     error: BaseException | None = None
