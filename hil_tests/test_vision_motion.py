@@ -8,8 +8,8 @@ bikes, a lamp post, a passing cloud). The limits asserted per clip are the
 extremes measured over 16 clips of each level (seeds 101-116), given in
 docs/vision.md with the totals: over the 16 clips moderate traffic is
 counted within 3 % per direction, dense traffic undercounts the far lanes
-by about 7 %. A single 90 s clip holds 12 to 34 vehicles per direction, too
-few for 3 % to be a test: one vehicle is 3 to 8 %."""
+by about 7 %. A single 90 s clip holds 8 to 34 vehicles per direction, too
+few for 3 % to be a test: one vehicle is 3 to 12 %."""
 
 from __future__ import annotations
 
