@@ -5,12 +5,16 @@ count latency and memory.
 
     PYTHONPATH=. .venv/bin/python bench/bench_vision_pipeline.py [--model vehicle_tiny] [--frames 300] [--rounds 3]
 
-Blocks alternate in one run (bare, serial, pipelined, then the next round in
+Blocks alternate in one run (bare, pipelined, serial, then the next round in
 a rotated order) so the machine's noise hits all alike; per round the ratio
-pipelined / bare is the result, not the absolute milliseconds.
+pipelined / bare is the result, not the absolute milliseconds. For each block
+it also tells how many cores other processes kept busy meanwhile: on a shared
+2-core machine a round disturbed by them says little about the pipeline,
+which needs both cores where the bare loop needs one.
 - bare: `session.run` on every frame's tensor, prepared beforehand;
 - pipelined: the worker's path as the worker runs it (agent.vision.worker
-  build_cameras + agent.vision.scheduler): the reader thread decoding the
+  build_cameras + agent.vision.scheduler, inference thread on a CPU of its
+  own as in the worker): the reader thread decoding the
   file, preprocessing, inference on the inference thread, output decoding and
   NMS, tracker, counting line; every frame of the file (realtime = false,
   detect_fps = the clip's rate), timed from opening the file to the last
