@@ -36,38 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.diag.client import DiagClient  # noqa: E402
 from hil_tests.broker import MosquittoBroker  # noqa: E402
-
-POINTS_U16 = 25
-POINTS_F32 = 25
-
-EMULATOR = """
-import asyncio, json, sys
-sys.path.insert(0, {root!r})
-from hil_tests.emulators.modbus_devices import EmulatedDevice
-from hil_tests.emulators.modbus_servers import TcpEmulator
-
-async def main():
-    emus = []
-    for i in range({devices}):
-        dev = EmulatedDevice(1)
-        for a in range({u16}):
-            dev.set_value("holding", a, (i * 100 + a) % 65536, "uint16")
-        for k in range({f32}):
-            dev.set_value("holding", {u16} + 2 * k, 20.0 + k + i / 10, "float32")
-        for attempt in range(5):  # a free port may be taken by another process before we bind it
-            emu = TcpEmulator([dev], size=128)
-            try:
-                await emu.start()
-                break
-            except RuntimeError:
-                if attempt == 4:
-                    raise
-        emus.append(emu)
-    print(json.dumps([e.port for e in emus]), flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
+from hil_tests.emulators.modbus_fleet import F32, U16, fleet_devices_toml, start_fleet, write_profile  # noqa: E402
 
 SUBSCRIBER = """
 import json, sys, threading, time, signal
@@ -99,27 +68,13 @@ c.loop_stop()
 """
 
 
-def write_profile(path: Path) -> None:
-    lines = ['[profile]\nname = "bench50"\nmax_gap = 0\n']
-    for a in range(POINTS_U16):
-        lines.append(f'[[points]]\nname = "u{a}"\ntable = "holding"\naddress = {a}\ntype = "uint16"\n')
-    for k in range(POINTS_F32):
-        lines.append(f'[[points]]\nname = "f{k}"\ntable = "holding"\naddress = {POINTS_U16 + 2 * k}\ntype = "float32"\n')
-    path.write_text("\n".join(lines))
-
-
 def write_config(path: Path, data: Path, profile: Path, ports: list[int], broker_port: int, interval: float) -> None:
     parts = [
         f'[gateway]\nid = "gw-bench"\nsite = "bench"\ndata_dir = "{data}"\nlog_level = "warning"\n',
         '[clock]\nsync_source = "assume"\n',
         f'[uplink]\nbroker = "external"\nhost = "127.0.0.1"\nport = {broker_port}\n',
     ]
-    for i, port in enumerate(ports):
-        parts.append(f'[[buses]]\nname = "lan-{i}"\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n')
-        parts.append(
-            f'[[devices]]\nname = "dev-{i:02d}"\ndriver = "modbus"\nbus = "lan-{i}"\nunit_id = 1\nprofile = "{profile}"\npoll_interval = {interval}\n'
-            "[devices.failure]\ntimeout = 1.0\nretries = 0\n"
-        )
+    parts.append(fleet_devices_toml(ports, profile, interval, timeout=1.0, prefix="dev"))
     path.write_text("\n".join(parts))
 
 
@@ -155,16 +110,12 @@ def hub_count(sub: subprocess.Popen[str]) -> dict:
 def run_rate(
     tmp: Path, rate: float, seconds: float, devices: int, broker: MosquittoBroker, profile: Path, agent_root: Path = ROOT, label: str = "this"
 ) -> dict:
-    emu = subprocess.Popen(
-        [sys.executable, "-c", EMULATOR.format(root=str(ROOT), devices=devices, u16=POINTS_U16, f32=POINTS_F32)], stdout=subprocess.PIPE, text=True
-    )
+    try:
+        emu, ports = start_fleet(devices)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER.format(port=broker.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert emu.stdout and sub.stdout
-    line = emu.stdout.readline()
-    if not line:
-        sub.kill()
-        raise SystemExit("the Modbus emulators did not start (see above)")
-    ports = json.loads(line)
+    assert sub.stdout
     sub.stdout.readline()
     data = tmp / f"data-{label}-{rate:g}"
     cfg = tmp / f"gw-{label}-{rate:g}.toml"
@@ -198,7 +149,7 @@ def run_rate(
     elapsed = t1 - t0
     produced = ob1["next_seq"] - ob0["next_seq"]
     delivered = hub1["distinct"] - hub0["distinct"]
-    demanded = devices * (POINTS_U16 + POINTS_F32) * rate * elapsed
+    demanded = devices * (U16 + F32) * rate * elapsed
     cpu = cpu1 - cpu0
     skipped0 = (st0.get("load") or {}).get("polls_skipped", 0)
     return {

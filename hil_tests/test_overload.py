@@ -10,9 +10,7 @@ produced over the same stretch, and checks what the agent reports.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,49 +18,16 @@ from typing import Any
 import pytest
 
 from agent.diag.client import DiagClient
-from hil_tests.agent_process import REPO, AgentProcess, write_config
+from hil_tests.agent_process import AgentProcess, write_config
 from hil_tests.broker import MosquittoBroker
+from hil_tests.emulators.modbus_fleet import fleet_devices_toml, start_fleet, write_profile
 
 DEVICES = 80
 POLL_INTERVAL = 0.01
-U16, F32 = 25, 25  # 75 holding registers: one block read per poll
-
-EMULATORS = """
-import asyncio, json, sys
-sys.path.insert(0, {repo!r})
-from hil_tests.emulators.modbus_devices import EmulatedDevice
-from hil_tests.emulators.modbus_servers import TcpEmulator
-
-async def main():
-    ports = []
-    for i in range({devices}):
-        dev = EmulatedDevice(1)
-        for a in range({u16}):
-            dev.set_value("holding", a, i * 100 + a, "uint16")
-        for k in range({f32}):
-            dev.set_value("holding", {u16} + 2 * k, 20.0 + k, "float32")
-        for attempt in range(5):  # a free port may be taken by another process before we bind it
-            emu = TcpEmulator([dev], size=128)
-            try:
-                await emu.start()
-                break
-            except RuntimeError:
-                if attempt == 4:
-                    raise
-        ports.append(emu.port)
-    print(json.dumps(ports), flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
-
-
 @pytest.fixture
 def meters() -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
-    proc = subprocess.Popen([sys.executable, "-c", EMULATORS.format(repo=str(REPO), devices=DEVICES, u16=U16, f32=F32)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
+    proc, ports = start_fleet(DEVICES)
     try:
-        ports = json.loads(proc.stdout.readline())
         yield proc, ports
     finally:
         proc.kill()
@@ -71,20 +36,13 @@ def meters() -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
 
 def gateway_config(tmp_path: Path, ports: list[int], broker: MosquittoBroker) -> Path:
     profile = tmp_path / "meter50.toml"
-    points = [f'[[points]]\nname = "u{a}"\ntable = "holding"\naddress = {a}\ntype = "uint16"\n' for a in range(U16)]
-    points += [f'[[points]]\nname = "f{k}"\ntable = "holding"\naddress = {U16 + 2 * k}\ntype = "float32"\n' for k in range(F32)]
-    profile.write_text('[profile]\nname = "meter50"\nmax_gap = 0\n\n' + "\n".join(points))
+    write_profile(profile)
     parts = [
         f'[gateway]\nid = "gw-overload"\nsite = "test"\ndata_dir = "{tmp_path / "data"}"\n',
         '[clock]\nsync_source = "assume"\n',
         f'[uplink]\nbroker = "external"\nhost = "127.0.0.1"\nport = {broker.port}\n',
+        fleet_devices_toml(ports, profile, POLL_INTERVAL, timeout=2.0),
     ]
-    for i, port in enumerate(ports):
-        parts.append(f'[[buses]]\nname = "lan-{i}"\ntype = "modbus_tcp"\nhost = "127.0.0.1"\nport = {port}\n')
-        parts.append(
-            f'[[devices]]\nname = "meter-{i:02d}"\ndriver = "modbus"\nbus = "lan-{i}"\nunit_id = 1\nprofile = "{profile}"\n'
-            f"poll_interval = {POLL_INTERVAL}\n[devices.failure]\ntimeout = 2.0\nretries = 0\n"
-        )
     return write_config(tmp_path, "\n".join(parts))
 
 
