@@ -49,27 +49,12 @@ from agent.vision.scheduler import Scheduler
 from agent.vision.supervisor import VisionSupervisor
 from agent.vision.worker import build_cameras, tune_process
 from hil_tests.emulators.scenes import StreetScene
+from hil_tests.vision_support import Heartbeat, WorkerOutput
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = str(ROOT / "edge_models")
 LINE = LineConfig(name="centre", start=(0.5, 1.0), end=(0.5, 0.0))
 QUIET_CORES = 0.1
-
-
-class Collect:
-    """The worker's result queue, kept in a list."""
-
-    dropped = 0
-
-    def __init__(self) -> None:
-        self.msgs: list[tuple] = []
-
-    def send(self, msg: tuple) -> None:
-        self.msgs.append(msg)
-
-
-class Beat:
-    value = 0.0
 
 
 class Mean(Ema):
@@ -119,11 +104,11 @@ def bare(run, tensors: list) -> dict:
 def worker_path(cam: CameraConfig, vision: VisionConfig, data_dir: str, overlap: bool) -> dict:
     """Every frame of the clip through build_cameras + Scheduler, as in the worker."""
     log = logging.getLogger("bench")
-    cams = build_cameras(vision, [cam], data_dir, log, Beat())
+    cams = build_cameras(vision, [cam], data_dir, log, Heartbeat())
     c = cams[0]
     c.analysis_ms = collections.deque()  # every frame's latency, not only the status's last 100
     c.pipe.stage_ms = {k: Mean() for k in c.pipe.stage_ms}
-    out = Collect()
+    out = WorkerOutput()
     sched = Scheduler(cams, out, log, overlap=overlap, pin=True, onnx_threads=vision.onnx_threads)  # as worker_main makes it
     cpu0 = {"all": time.process_time(), "main": time.thread_time()}
     t0 = time.perf_counter()

@@ -126,3 +126,26 @@ async def run_files(cameras: list[CameraConfig], data_dir: str, *, vision: Visio
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return run
+
+
+class WorkerOutput:
+    """The vision worker's result queue, kept in a list (the worker's camera
+    path run in-process, without the spawned worker and its queues)."""
+
+    dropped = 0
+
+    def __init__(self) -> None:
+        self.msgs: list[tuple] = []
+
+    def send(self, msg: tuple) -> None:
+        self.msgs.append(msg)
+
+    def events(self, camera: str) -> list[tuple]:
+        """Counts and zone changes of a camera in order, without capture times."""
+        return [m[:-1] for m in self.msgs if m[0] in ("count", "zone") and m[1] == camera]
+
+
+class Heartbeat:
+    """Stands in for the shared heartbeat value the supervisor watches."""
+
+    value = 0.0

@@ -21,32 +21,13 @@ from agent.vision.scheduler import Camera, Scheduler
 from agent.vision.stages import InferenceStage, Job
 from agent.vision.worker import build_cameras
 from hil_tests.emulators.scenes import StreetScene
+from hil_tests.vision_support import Heartbeat, WorkerOutput
 
 REPO = Path(__file__).resolve().parents[1]
 VISION = VisionConfig(models_dir=str(REPO / "edge_models"))
 LINE = LineConfig(name="centre", start=(0.5, 1.0), end=(0.5, 0.0))
 LEFT = ZoneConfig(name="left", polygon=[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)], debounce=0.5)
 LOG = logging.getLogger("test.vision.pipeline")
-
-
-class Collect:
-    """The worker's result queue, kept in a list."""
-
-    dropped = 0
-
-    def __init__(self) -> None:
-        self.msgs: list[tuple] = []
-
-    def send(self, msg: tuple) -> None:
-        self.msgs.append(msg)
-
-    def events(self, camera: str) -> list[tuple]:
-        """Counts and zone changes of a camera in order, without capture times."""
-        return [m[:-1] for m in self.msgs if m[0] in ("count", "zone") and m[1] == camera]
-
-
-class Beat:
-    value = 0.0
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +42,10 @@ def camera(name: str, clip: Path, **kw) -> CameraConfig:
     return CameraConfig(name=name, source=str(clip), model="vehicle_tiny", lines=[LINE], zones=[LEFT], report_interval=3600, **kw)
 
 
-def run_to_end(cfgs: list[CameraConfig], data_dir: str, *, overlap: bool) -> tuple[Collect, list[Camera]]:
+def run_to_end(cfgs: list[CameraConfig], data_dir: str, *, overlap: bool) -> tuple[WorkerOutput, list[Camera]]:
     """Every frame of the cameras' files through the worker's path, CPUs split as the worker splits them."""
-    cams = build_cameras(VISION, cfgs, data_dir, LOG, Beat())
-    out = Collect()
+    cams = build_cameras(VISION, cfgs, data_dir, LOG, Heartbeat())
+    out = WorkerOutput()
     sched = Scheduler(cams, out, LOG, overlap=overlap, pin=True)
     for c in cams:
         c.source.start()
@@ -99,7 +80,7 @@ def test_overlapped_stages_count_exactly_what_the_serial_path_counts(clip, tmp_p
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_an_inference_error_is_the_cameras_error_and_the_next_frames_go_on(clip, tmp_path, caplog, overlap) -> None:
-    cams = build_cameras(VISION, [camera("road", clip, detect_fps=5)], str(tmp_path), LOG, Beat())
+    cams = build_cameras(VISION, [camera("road", clip, detect_fps=5)], str(tmp_path), LOG, Heartbeat())
     model = cams[0].pipe.detect
     run, calls = model.infer, []
 
@@ -110,7 +91,7 @@ def test_an_inference_error_is_the_cameras_error_and_the_next_frames_go_on(clip,
         return run(tensor)
 
     model.infer = infer
-    out = Collect()
+    out = WorkerOutput()
     sched = Scheduler(cams, out, LOG, overlap=overlap)
     cams[0].source.start()
     with caplog.at_level(logging.ERROR, logger=LOG.name):
@@ -185,7 +166,7 @@ def test_a_camera_faster_than_its_model_drops_frames_at_the_reader_not_in_the_wo
     frame in inference and one waiting; the reader keeps only the newest and
     counts what it overwrote. Once inference is back, the frames in flight
     are finished and a stop leaves none behind."""
-    cams = build_cameras(VISION, [camera("live", clip, realtime=True, loop=True, detect_fps=10)], str(tmp_path), LOG, Beat())
+    cams = build_cameras(VISION, [camera("live", clip, realtime=True, loop=True, detect_fps=10)], str(tmp_path), LOG, Heartbeat())
     c = cams[0]
     model = c.pipe.detect
     run, release = model.infer, threading.Event()
@@ -195,7 +176,7 @@ def test_a_camera_faster_than_its_model_drops_frames_at_the_reader_not_in_the_wo
         return run(tensor)
 
     model.infer = infer
-    out = Collect()
+    out = WorkerOutput()
     sched = Scheduler(cams, out, LOG, overlap=True)
     c.source.start()
     try:
