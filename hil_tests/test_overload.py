@@ -72,7 +72,12 @@ def test_overloaded_gateway_sheds_polls_keeps_delivering_and_recovers(
         # The in-flight window and the commit interval hold a few tens of thousands
         # of readings at any moment; beyond that, delivery keeps pace with production.
         assert delivered >= 0.8 * produced, (produced, delivered, after["outbox"], after["load"])
-        assert after["outbox"]["dropped"] == 0, after["outbox"]
+        # Once shedding has taken hold nothing is dropped. In the first moments of
+        # an overload, before the governor reacts, the memory buffer of
+        # uncommitted readings can overflow on a slow disk: such drops are
+        # counted and reported (docs/benchmarks.md, End to end).
+        assert after["outbox"]["dropped"] == before["outbox"]["dropped"], after["outbox"]
+        assert set(after["outbox"]["dropped_by_reason"]) <= {"memory"}, after["outbox"]
         assert after["load"]["overloaded"], after["load"]
         # Every meter is still read, each of them less often than configured.
         for name, dev in after["devices"].items():
