@@ -48,13 +48,7 @@ def from_model(value: Any) -> Any:
         if derived:
             out["_derived"] = derived
         return Plain(**out)
-    if isinstance(value, list):
-        return [from_model(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(from_model(v) for v in value)
-    if isinstance(value, dict):
-        return {k: from_model(v) for k, v in value.items()}
-    return value
+    return _each(value, from_model)
 
 
 def as_dict(section: Any) -> Any:
@@ -66,10 +60,15 @@ def as_dict(section: Any) -> Any:
     if isinstance(section, Plain):
         skip = {"_derived", *getattr(section, "_derived", ())}
         return {k: as_dict(v) for k, v in section.__dict__.items() if k not in skip}
-    if isinstance(section, list):
-        return [as_dict(v) for v in section]
-    if isinstance(section, tuple):
-        return tuple(as_dict(v) for v in section)
-    if isinstance(section, dict):
-        return {k: as_dict(v) for k, v in section.items()}
-    return section
+    return _each(section, as_dict)
+
+
+def _each(value: Any, convert: Any) -> Any:
+    """`convert` applied inside a list, tuple or dict (keeping its type); other values as they are."""
+    if isinstance(value, list):
+        return [convert(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(convert(v) for v in value)
+    if isinstance(value, dict):
+        return {k: convert(v) for k, v in value.items()}
+    return value
