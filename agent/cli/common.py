@@ -21,8 +21,8 @@ def add_config_arg(parser: Any, *, required: bool = False) -> None:
 
 
 def load_plain_or_exit(path: str) -> Any:
-    """Like load_or_exit, but validated in a child process: the caller gets
-    plain objects and never loads pydantic (what the long-running agent uses)."""
+    """Load a config validated in a child process (plain objects, no pydantic in
+    the caller), or print the located errors and exit 2 (never a traceback)."""
     from agent.config.errors import ConfigError
     from agent.config.handoff import load_plain
 
@@ -34,16 +34,3 @@ def load_plain_or_exit(path: str) -> Any:
     except RuntimeError as exc:
         print(f"cannot check the config: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-
-
-def load_or_exit(path: str) -> Any:
-    """Load a config, or print the located errors and exit 2 (never a traceback)."""
-    from agent.config.errors import ConfigError
-    from agent.config.loader import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        raise SystemExit(2) from None
-

@@ -22,9 +22,9 @@ def register(sub: Any) -> None:
 
 
 def handle(args: Any) -> int:
-    from agent.cli.common import load_or_exit
+    from agent.cli.common import load_plain_or_exit
 
-    config = load_or_exit(args.config)
+    config = load_plain_or_exit(args.config)
     try:
         import hil_tests.emulators  # noqa: F401
     except ImportError:
