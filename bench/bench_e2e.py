@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent.diag.client import DiagClient  # noqa: E402
+from hil_tests.agent_process import AgentNotReady, AgentProcess  # noqa: E402
 from hil_tests.broker import MosquittoBroker  # noqa: E402
 from hil_tests.emulators.modbus_fleet import F32, U16, fleet_devices_toml, start_fleet, write_profile  # noqa: E402
 
@@ -120,15 +120,13 @@ def run_rate(
     data = tmp / f"data-{label}-{rate:g}"
     cfg = tmp / f"gw-{label}-{rate:g}.toml"
     write_config(cfg, data, profile, ports, broker.port, 1.0 / rate)
-    env = {**os.environ, "PYTHONPATH": str(agent_root)}
-    agent = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=agent_root, env=env, stderr=subprocess.PIPE, text=True)
-    sock = str(data / "diag.sock")
+    agent = AgentProcess(cfg, log_file=tmp / f"agent-{label}-{rate:g}.log", root=agent_root)
+    sock = str(agent.diag_socket)
     try:
-        deadline = time.time() + 30
-        while not os.path.exists(sock) and time.time() < deadline:
-            if agent.poll() is not None:
-                raise SystemExit(f"the agent exited: {agent.stderr.read() if agent.stderr else ''}")
-            time.sleep(0.2)
+        try:
+            agent.start(30)  # READY=1: devices, uplink and diag socket are up
+        except AgentNotReady as exc:
+            raise SystemExit(str(exc)) from None
         time.sleep(3)  # warm-up: connections open, first polls done
         others = {"emulators": emu.pid, "hub": sub.pid, "mosquitto": broker.pid}
         st0, hub0, cpu0, t0 = agent_status(sock), hub_count(sub), proc_cpu_seconds(agent.pid), time.monotonic()
@@ -138,8 +136,7 @@ def run_rate(
         other_cpu = {k: round(100 * (proc_cpu_seconds(p) - other0[k]) / (t1 - t0), 1) for k, p in others.items() if p}
         rss, hwm = proc_rss_mb(agent.pid)
     finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(20)
+        agent.stop(20)
         emu.kill()
         sub.stdin.write("quit\n")  # type: ignore[union-attr]
         sub.stdin.flush()  # type: ignore[union-attr]

@@ -33,6 +33,7 @@ from agent.outbox.config import StorageConfig
 from agent.runtime.clock import Clock
 from agent.uplink import Uplink
 from agent.uplink.config import UplinkConfig
+from hil_tests.agent_process import AgentProcess
 from hil_tests.broker import MosquittoBroker
 
 LOG = logging.getLogger("bench")
@@ -124,14 +125,15 @@ def agent_rss(seconds: float, directory: str, port: int) -> dict[str, float]:
         f'[gateway]\nid = "gw-rss"\nsite = "lab"\ndata_dir = "{directory}/data"\n[clock]\nsync_source = "assume"\n'
         f'[uplink]\nbroker = "external"\nport = {port}\n[[devices]]\nname = "sys"\ndriver = "system"\npoll_interval = 0.01\n'
     )
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=REPO, stderr=subprocess.DEVNULL)
+    agent = AgentProcess(cfg, log_file=Path(directory) / "agent-rss.log")
+    started = time.monotonic()
     try:
-        time.sleep(seconds)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
+        agent.start()
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))  # VmRSS `seconds` after the start (the documented measure), not after READY
+        status = Path(f"/proc/{agent.pid}/status").read_text()
         fields = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM"))}
     finally:
-        proc.terminate()
-        proc.wait(15)
+        agent.stop(15)
     return {"rss_mb": fields["VmRSS"] / 1024, "hwm_mb": fields["VmHWM"] / 1024}
 
 

@@ -3,9 +3,13 @@
 `AgentProcess(config).start()` starts the agent and returns once the agent has
 told a notify socket READY=1, the sd_notify message systemd waits for; the
 agent sends it only when its uplink, devices and diag socket are up. `stop()`
-sends SIGTERM, then SIGKILL to the process group, and returns the exit code.
-Output goes to a log file; every agent started here is remembered so that
-hil_tests/conftest.py can put the log of each into a failing test's report.
+sends SIGTERM (or another signal), then SIGKILL to the process group, and
+returns the exit code; `kill()` is the power cut: SIGKILL at once. `pid` is
+the agent's own process id (for /proc). `run_to_exit()` runs an agent that is
+expected to refuse to start, with stdout and stderr captured apart. `root`
+runs the agent of another checkout (a bench's baseline). Output goes to a log
+file; every agent started here is remembered so that hil_tests/conftest.py can
+put the log of each into a failing test's report.
 
 `diag(...)` runs the real `edge-agent diag` CLI as a subprocess.
 """
@@ -31,10 +35,10 @@ LOG_TAIL_CHARS = 8000
 T = TypeVar("T")
 
 
-def agent_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment for an agent or CLI subprocess: the repo importable, plain log lines, no colours."""
+def agent_env(extra: dict[str, str] | None = None, root: Path = REPO) -> dict[str, str]:
+    """This environment for an agent or CLI subprocess: the checkout at `root` importable, plain log lines, no colours."""
     e = dict(os.environ)
-    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    e["PYTHONPATH"] = str(root) + os.pathsep + e.get("PYTHONPATH", "")
     # Not inherited from whatever runs the tests: they would switch on journald
     # priority prefixes, or point the agent at a systemd that is not ours.
     for name in ("JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
@@ -63,36 +67,69 @@ class AgentNotReady(RuntimeError):
 
 
 class AgentProcess:
-    """`edge-agent run --config FILE [args]` as systemd starts it; output (stdout and stderr) goes to `log_file`."""
+    """`edge-agent run --config FILE [args]` as systemd starts it; output (stdout and stderr) goes to `log_file`.
 
-    def __init__(self, config: Path, *, log_file: Path | None = None, env: dict[str, str] | None = None, args: Sequence[str] = ()) -> None:
+    Agents sharing a `log_file` append to it, one after the other.
+    """
+
+    def __init__(
+        self,
+        config: Path,
+        *,
+        log_file: Path | None = None,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+        root: Path = REPO,
+    ) -> None:
         self.config = Path(config)
         self.workdir = self.config.parent
         self.log_file = log_file or self.workdir / "agent.log"
         self.extra_env = dict(env or {})
         self.args = tuple(args)
+        self.root = Path(root)
         self.diag_socket = diag_socket_of(self.config)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.notifications: list[bytes] = []  # the sd_notify messages received, in order
+        self._notify: socket.socket | None = None
 
-    def start(self, timeout: float = 30.0) -> AgentProcess:
-        """Start the agent and wait for its READY=1; AgentNotReady (with the log) if it exits or times out first."""
+    @property
+    def command(self) -> list[str]:
+        return [PYTHON, "-m", "agent.cli.main", "run", "--config", str(self.config), *self.args]
+
+    @property
+    def pid(self) -> int:
+        """The agent's process id (it leads its own process group)."""
+        assert self.proc is not None, "agent not started"
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0, *, keep_notify: bool = False) -> AgentProcess:
+        """Start the agent and wait for its READY=1; AgentNotReady (with the log) if it exits or times out first.
+
+        `keep_notify`: the notify socket stays open after READY, for `next_notification()`
+        (e.g. watchdog feeds); read it, or a full socket queue would block the agent's sends.
+        """
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         name = f"edge-agent-test-{uuid.uuid4().hex}"
         notify.bind("\0" + name)  # abstract namespace: no path length limit, nothing left on disk
         try:
             with open(self.log_file, "ab") as out:
                 self.proc = subprocess.Popen(
-                    [PYTHON, "-m", "agent.cli.main", "run", "--config", str(self.config), *self.args],
-                    cwd=REPO,
-                    env={**agent_env(self.extra_env), "NOTIFY_SOCKET": "@" + name},
+                    self.command,
+                    cwd=self.root,
+                    env={**agent_env(self.extra_env, self.root), "NOTIFY_SOCKET": "@" + name},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # own process group: stop() can kill all it started
                 )
             _started.append(self)
             self._wait_ready(notify, timeout)
-        finally:
+        except BaseException:
             notify.close()
+            raise
+        if keep_notify:
+            self._notify = notify
+        else:
+            notify.close()  # later notifications are refused; the agent ignores that
         return self
 
     def _wait_ready(self, notify: socket.socket, timeout: float) -> None:
@@ -101,7 +138,9 @@ class AgentProcess:
         while (left := deadline - time.monotonic()) > 0:
             notify.settimeout(min(left, 0.5))  # short slices: an agent that exits is noticed at once
             try:
-                if b"READY=1" in notify.recv(4096).split(b"\n"):
+                message = notify.recv(4096)
+                self.notifications.append(message)
+                if b"READY=1" in message.split(b"\n"):
                     return
             except TimeoutError:
                 pass
@@ -117,18 +156,55 @@ class AgentProcess:
         text = self.log_text()
         return text if len(text) <= chars else "...\n" + text[-chars:]
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, then SIGKILL to the process group after `timeout` s; the exit code (None if never started)."""
+    def next_notification(self, timeout: float = 20.0) -> bytes | None:
+        """The next sd_notify message after READY (start(keep_notify=True)); None if none came in time."""
+        assert self._notify is not None, "start(keep_notify=True) keeps the notify socket"
+        self._notify.settimeout(timeout)
+        try:
+            message = self._notify.recv(4096)
+        except TimeoutError:
+            return None
+        self.notifications.append(message)
+        return message
+
+    def stop(self, timeout: float = 15.0, sig: signal.Signals = signal.SIGTERM) -> int | None:
+        """`sig` (SIGTERM as systemd sends, SIGINT as Ctrl-C) to the agent, then SIGKILL to the process group
+        after `timeout` s; the exit code (None if never started)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        self._close_notify()
         return self.proc.returncode
+
+    def kill(self, timeout: float = 10.0) -> int | None:
+        """SIGKILL to the process group at once, as a power cut would; the exit code (None if never started)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout)
+        self._close_notify()
+        return self.proc.returncode
+
+    def _close_notify(self) -> None:
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
+
+    def run_to_exit(self, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run an agent expected to exit by itself (a config it refuses, a data dir in use) until it does;
+        stdout and stderr are captured apart, and also written to the log."""
+        _started.append(self)
+        done = subprocess.run(self.command, cwd=self.root, env=agent_env(self.extra_env, self.root), capture_output=True, text=True, timeout=timeout)
+        with open(self.log_file, "a") as out:
+            out.write(done.stdout + done.stderr)
+        return done
 
     def diag(self, *args: str, timeout: float = 60.0, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """`edge-agent diag <args> --config <this agent's config>`."""

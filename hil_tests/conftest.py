@@ -34,9 +34,7 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
 
 
 @pytest.fixture
-def mosquitto_factory(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., MosquittoBroker]]:
+def mosquitto_factory(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Callable[..., MosquittoBroker]]:
     brokers: list[MosquittoBroker] = []
 
     def make(tls: bool = False, start: bool = True, **options: Any) -> MosquittoBroker:
@@ -66,6 +64,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     # Teardown is a test's last report: its agents are then forgotten.
     agents = take_started_agents() if report.when == "teardown" else started_agents()
     if report.failed:
-        for agent in agents:
-            report.sections.append((f"agent log {agent.log_file}", agent.log_tail()))
+        # agents run one after another may share a log: each log once
+        for log_file, agent in {agent.log_file: agent for agent in agents}.items():
+            report.sections.append((f"agent log {log_file}", agent.log_tail()))
     return report

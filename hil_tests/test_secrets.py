@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from hil_tests.agent_process import AgentProcess
 from hil_tests.broker_certs import CertAuthority
 from hil_tests.remote_rig import GATEWAY, SITE, config_text
 
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "PLANTED-mqtt-pw-5b8e1c"
 TOKEN = "PLANTED-token-93af0d"
 
@@ -65,7 +62,7 @@ def listening_tcp_ports(pid: int) -> list[int]:
 def test_agent_refuses_to_start_with_a_private_key_others_can_read(tmp_path: Path, test_ca: CertAuthority) -> None:
     cfg, key_file = _gateway_config(tmp_path, 1, test_ca)
     key_file.chmod(0o644)
-    proc = subprocess.run([sys.executable, "-m", "agent.cli.main", "run", "--config", str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = AgentProcess(cfg).run_to_exit()
     assert proc.returncode == 2
     assert f"uplink.tls.key_file {key_file} is readable or writable by other users (mode 0644)" in proc.stderr
     assert f"chmod 600 {key_file}" in proc.stderr, "the message says how to fix it"

@@ -11,7 +11,6 @@ and delete) are dropped by the hub.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -19,6 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from hil_tests.agent_process import AgentProcess
 
 REPO = Path(__file__).resolve().parents[1]
 KILLS = 22
@@ -54,16 +55,6 @@ driver = "system"
 poll_interval = 0.01
 enabled = {"true" if enabled else "false"}
 """
-    )
-
-
-def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent.cli.main", "run", "--config", str(config)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "ab"),  # noqa: SIM115 - the child owns it
-        start_new_session=True,
     )
 
 
@@ -106,20 +97,21 @@ def test_sigkill_at_random_points_with_the_broker_going_up_and_down_loses_nothin
     rng = random.Random(1234)
     next_seqs: list[int] = []
     saw_will = False
+    agent: AgentProcess | None = None
     try:
         assert wait(lambda: hub_db.exists(), 15), "hub listener did not start"
         for i in range(KILLS):
-            agent = start_agent(run_cfg, log)
-            # start-up (imports) takes seconds on a loaded machine: kill at a random point of the *running* agent
-            assert wait(lambda i=i: log.read_text().count(" running: gateway") > i, 30), "agent did not start"
+            # start-up (imports) takes seconds on a loaded machine: kill at a random point of the *running* agent,
+            # which start() waits for (READY=1 comes with the agent's " running: gateway" line)
+            agent = AgentProcess(run_cfg, log_file=log).start(30)
+            assert log.read_text().count(" running: gateway") > i, "agent did not start"
             time.sleep(rng.uniform(0.05, 0.8))
             if i % 5 == 2 and broker.running:
                 broker.stop()  # the hub side goes away mid-run ...
             elif i % 5 == 4 and not broker.running:
                 broker.start()  # ... and comes back in a later run
             time.sleep(rng.uniform(0.0, 0.5))
-            os.killpg(agent.pid, signal.SIGKILL)
-            agent.wait(10)
+            agent.kill(10)
             meta = dict(db_query(outbox_db, "SELECT key, value FROM meta"))
             next_seqs.append(int(meta.get("next_seq", 0)))
             if not saw_will and broker.running and i >= 1:
@@ -132,14 +124,15 @@ def test_sigkill_at_random_points_with_the_broker_going_up_and_down_loses_nothin
                 )
         if not broker.running:
             broker.start()
-        agent = start_agent(drain_cfg, log)  # drain only: the device is disabled
+        agent = AgentProcess(drain_cfg, log_file=log).start(30)  # drain only: the device is disabled
         drained = wait(lambda: outbox_db.exists() and db_query(outbox_db, "SELECT count(*) FROM outbox") == [(0,)], 60)
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(15) == 0, "agent did not stop cleanly on SIGTERM"
+        assert agent.stop(15) == 0, "agent did not stop cleanly on SIGTERM"
         assert drained, f"outbox not drained: {db_query(outbox_db, 'SELECT count(*) FROM outbox')}"
         last = int(dict(db_query(outbox_db, "SELECT key, value FROM meta"))["next_seq"]) - 1
         assert wait(lambda: db_query(hub_db, "SELECT max(seq) FROM seen WHERE gateway='gw-kill'") == [(last,)], 30), "hub did not get the last reading"
     finally:
+        if agent is not None:
+            agent.kill()  # no-op unless an assertion left it running
         hub.send_signal(signal.SIGTERM)
         out = hub.communicate(timeout=15)[0].decode()
     report = subprocess.run([sys.executable, "-m", "agent.cli.main", "hub", "report", "--db", str(hub_db), "--json"], cwd=REPO, capture_output=True, timeout=60)
