@@ -108,3 +108,36 @@ def test_interval_counts_report_zero_after_take() -> None:
     first = counts.take()
     assert first[("l1", "car", IN)] == 2 and first[("l1", "car", OUT)] == 0 and first[("l1", "bus", OUT)] == 1
     assert set(counts.take().values()) == {0}
+
+
+def feed_frames(line: CountingLine, frames: list[list[tuple[float, float]]], *, y: float = 180) -> list:
+    """Frames of (centre x, score) detections, all labelled car."""
+    tracker = Tracker(TrackerConfig(high_score=0.5, low_score=0.15, min_hits=3, max_lost=2.0))
+    crossings = []
+    for i, dets in enumerate(frames):
+        tracks = tracker.update([box_at(x, y) for x, _ in dets], [s for _, s in dets], ["car"] * len(dets), i / 5)
+        crossings += line.update(tracks, i / 5)
+        line.forget(tracker.removed)
+    return crossings
+
+
+def test_track_does_not_turn_back_with_the_weak_detections_of_an_oncoming_vehicle() -> None:
+    # a car crosses left to right and is hidden just past the line; an
+    # oncoming car, only weakly detected, appears just behind where it was and
+    # drives back over the line: the first car's track must not follow it
+    ahead = [[(180 + 20 * i, 0.9)] for i in range(10)]  # last seen at 360
+    oncoming = [[(350 - 20 * i, 0.3)] for i in range(6)]  # 350, 330 ... 250
+    c = feed_frames(upward_line(), ahead + oncoming)
+    assert [x.direction for x in c] == [IN]
+
+
+def test_vehicle_seen_weakly_before_the_line_and_strongly_after_it_is_counted() -> None:
+    # a car comes out from behind a truck just at the line: detected weakly
+    # on the right, then strongly only once on the left
+    frames = [[(350, 0.4)]] + [[(300 - 25 * i, 0.9)] for i in range(5)]
+    assert [x.direction for x in feed_frames(upward_line(), frames)] == [OUT]
+
+
+def test_weak_detections_alone_never_count() -> None:
+    frames = [[(200 + 25 * i, 0.4)] for i in range(10)]
+    assert feed_frames(upward_line(), frames) == []

@@ -33,6 +33,25 @@ is multiplied by `CLASS_MISMATCH`, so a nearby vehicle of another class loses
 against the track's own, and a detection whose class flipped for a frame
 still continues the track when it overlaps well.
 
+Why no turning back on weak detections: a followed track may not take a
+weak detection that lies wholly behind where its vehicle was, against the
+direction it has been moving (both edges of the box moved back, along x or
+y). Vehicles do not reverse between two frames; a track that did so had
+jumped onto the weak detections of a vehicle going the other way (one a bus
+hides), or onto a fragment of the vehicle behind, and crossed the line back
+with it: in dense rendered traffic that was a third of the counting errors.
+One edge may move back when an occluder cuts the box or lets go of it, but
+not both at once. Strong detections are not judged: a vehicle that stops
+dead in front of the camera jitters back and forth by more than the margin,
+and a strong detection is rarely a fragment.
+
+Why weak births: a car that comes out from behind a truck just at a counting
+line is often detected weakly on one side and strongly only on the other.
+A weak detection left over (at least half-way between `low_score` and
+`high_score`, not a second box of a followed vehicle) therefore starts a
+tentative track with no hit: it is confirmed only by `min_hits` strong
+detections, as any track, but the line has seen which side it came from.
+
 Time is in seconds (media time for files, monotonic for live cameras), so the
 filter copes with an uneven frame rate.
 """
@@ -48,6 +67,8 @@ from agent.vision.config import TrackerConfig
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
 LABEL_HALF_LIFE = 1.0  # s: about the last 5 to 10 detections at 5 fps decide the class
 CLASS_MISMATCH = 0.5  # similarity factor for a detection of another class than the track's
+VELOCITY_HITS = 4  # matches after which a track's velocity is trusted to tell forward from back
+BACK_TOLERANCE = 0.1  # share of the box size both edges may move back (detector jitter) before a match counts as turning back
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray, buffer: float = 0.0) -> np.ndarray:
@@ -83,6 +104,28 @@ def _inside(box: np.ndarray, others: np.ndarray) -> float:
     iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
     return float((ix * iy).max() / area)
+
+
+def turning_back(tracks: list[Track], dets: np.ndarray, t: float) -> np.ndarray:
+    """(N,M) mask: detection m would make confirmed track n move back from
+    where it was last seen, against the velocity its filter has learnt, with
+    both edges of its box (along x or along y). Axes along which the track
+    hardly moves are not judged."""
+    out = np.zeros((len(tracks), len(dets)), dtype=bool)
+    for i, tr in enumerate(tracks):
+        if tr.state == TENTATIVE or tr.hits < VELOCITY_HITS:
+            continue
+        for axis in (0, 1):
+            lo, hi = axis, axis + 2
+            v = tr.kf.x[4 + axis] * (t - tr.last_seen)
+            size = max(tr.box[hi] - tr.box[lo], 1.0)
+            tol = BACK_TOLERANCE * size
+            if abs(v) <= tol:
+                continue
+            sign = 1.0 if v > 0 else -1.0
+            moved = np.maximum((dets[:, lo] - tr.box[lo]) * sign, (dets[:, hi] - tr.box[hi]) * sign)
+            out[i] |= moved < -tol
+    return out
 
 
 def greedy_match(sim: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -259,9 +302,9 @@ class Tracker:
 
         # stage 1: strong detections against confirmed and lost tracks
         left_high, unmatched_tracks = self._associate(confirmed, high, boxes, scores, labels, t)
-        # stage 2: weak detections only keep tracks that were being followed
+        # stage 2: weak detections only keep tracks that were being followed, and only forward
         still_tracked = [tr for tr in unmatched_tracks if tr.state == CONFIRMED]
-        self._associate(still_tracked, low, boxes, scores, labels, t)
+        left_low, _ = self._associate(still_tracked, low, boxes, scores, labels, t, forward_only=True)
         # stage 3: tentative tracks get what strong detections are left
         left_high, _ = self._associate(tentative, left_high, boxes, scores, labels, t)
 
@@ -288,10 +331,38 @@ class Tracker:
             if cfg.min_hits <= 1:
                 tr.state = CONFIRMED
             self.tracks.append(tr)
+        self._weak_births(left_low, boxes, scores, labels, t)
         return list(self.tracks)
 
+    def _weak_births(self, dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: list[str], t: float) -> None:
+        """Tentative tracks with no hit yet from weak leftovers: confirmation
+        still takes `min_hits` strong detections, but a counting line learns
+        the side the vehicle was first seen on one frame earlier."""
+        mid = (self.cfg.low_score + self.cfg.high_score) / 2
+        confirmed = np.array([tr.kf.box() for tr in self.tracks if tr.state == CONFIRMED]).reshape(-1, 4)
+        for d in dets:
+            if scores[d] < mid:
+                continue
+            if len(confirmed) and (iou_matrix(boxes[d : d + 1], confirmed).max() > 0.7 or _inside(boxes[d], confirmed) > 0.8):
+                continue  # a second box of a followed vehicle, as for strong births
+            newer = np.array([tr.box for tr in self.tracks if tr.state == TENTATIVE]).reshape(-1, 4)
+            if len(newer) and iou_matrix(boxes[d : d + 1], newer).max() > 0.3:
+                continue  # a weaker box of a vehicle already starting a track
+            tr = Track(self._next_id, boxes[d], float(scores[d]), labels[d], t)
+            tr.hits = 0
+            self._next_id += 1
+            self.tracks.append(tr)
+
     def _associate(
-        self, tracks: list[Track], dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: list[str], t: float
+        self,
+        tracks: list[Track],
+        dets: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        labels: list[str],
+        t: float,
+        *,
+        forward_only: bool = False,
     ) -> tuple[np.ndarray, list[Track]]:
         """Match `tracks` with detections `dets` (indices); returns the
         detections and tracks left over."""
@@ -300,18 +371,28 @@ class Tracker:
         # vehicle braking hard leaves its prediction). Lost tracks never get
         # it: their prediction has drifted and would grab a newcomer
         # entering where they left.
-        dets, rest = self._match(tracks, dets, boxes, scores, labels, t, self.cfg.buffer)
+        dets, rest = self._match(tracks, dets, boxes, scores, labels, t, self.cfg.buffer, forward_only)
         seen = [tr for tr in rest if tr.state != LOST]
-        dets, seen_rest = self._match(seen, dets, boxes, scores, labels, t, 3 * self.cfg.buffer)
+        dets, seen_rest = self._match(seen, dets, boxes, scores, labels, t, 3 * self.cfg.buffer, forward_only)
         return dets, [tr for tr in rest if tr.state == LOST] + seen_rest
 
     def _match(
-        self, tracks: list[Track], dets: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: list[str], t: float, buffer: float
+        self,
+        tracks: list[Track],
+        dets: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        labels: list[str],
+        t: float,
+        buffer: float,
+        forward_only: bool,
     ) -> tuple[np.ndarray, list[Track]]:
         if not tracks or len(dets) == 0:
             return dets, list(tracks)
         pred = np.array([tr.kf.box() for tr in tracks])
         sim = iou_matrix(pred, boxes[dets], buffer)
+        if forward_only:
+            sim[turning_back(tracks, boxes[dets], t)] = 0.0
         own = [(i, tr.label) for i, tr in enumerate(tracks) if tr.state != TENTATIVE]
         if own:
             rows = [i for i, _ in own]
