@@ -112,6 +112,12 @@ class PollPacing:
     read every 10 s keeps its schedule while 25 ms points give way. Drivers
     report the intervals they poll at (`note`), so the governor knows where
     a floor starts to bite.
+
+    `held` is set while readings wait for the outbox's commit in numbers
+    that would soon be dropped: until the commit has caught up the fastest
+    points take only 1 in MAX_STRETCH of their slots, at once, whatever the
+    floor (points slower than that are left alone). The governor's steps
+    come every 0.25 s; a buffer can fill faster than that.
     """
 
     # A point keeps at least 1 of this many of its slots however hard the
@@ -120,9 +126,16 @@ class PollPacing:
 
     def __init__(self) -> None:
         self.floor = 0.0
+        self.held = False
         self.fastest = math.inf
         self.slowest = 0.0
         self.skipped = 0  # every driver's skipped slots, for the gateway's status
+
+    def limit(self) -> float:
+        """The floor in force: the governor's, raised while held."""
+        if self.held and self.fastest < math.inf:
+            return max(self.floor, self.fastest * self.MAX_STRETCH)
+        return self.floor
 
     def note(self, interval: float) -> None:
         self.fastest = min(self.fastest, interval)
@@ -164,11 +177,12 @@ class PollSchedule:
             passed += late
             self.missed += late
         pacing = self.pacing
-        if pacing is None or pacing.floor <= interval:
+        floor = 0.0 if pacing is None else pacing.limit()
+        if pacing is None or floor <= interval:
             if self._credit:
                 self._credit.clear()  # the next shedding episode starts at the device's phase again
             return slot
-        share = max(interval / pacing.floor, 1.0 / pacing.MAX_STRETCH)
+        share = max(interval / floor, 1.0 / pacing.MAX_STRETCH)
         credit = self._credit.get(key, self._phase) + passed * share
         if credit < 1.0:
             skip = math.ceil((1.0 - credit) / share - 1e-9)

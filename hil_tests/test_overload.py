@@ -24,6 +24,8 @@ from hil_tests.emulators.modbus_fleet import fleet_devices_toml, start_fleet, wr
 
 DEVICES = 80
 POLL_INTERVAL = 0.01
+
+
 @pytest.fixture
 def meters() -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
     proc, ports = start_fleet(DEVICES)
@@ -72,12 +74,10 @@ def test_overloaded_gateway_sheds_polls_keeps_delivering_and_recovers(
         # The in-flight window and the commit interval hold a few tens of thousands
         # of readings at any moment; beyond that, delivery keeps pace with production.
         assert delivered >= 0.8 * produced, (produced, delivered, after["outbox"], after["load"])
-        # Once shedding has taken hold nothing is dropped. In the first moments of
-        # an overload, before the governor reacts, the memory buffer of
-        # uncommitted readings can overflow on a slow disk: such drops are
-        # counted and reported (docs/benchmarks.md, End to end).
-        assert after["outbox"]["dropped"] == before["outbox"]["dropped"], after["outbox"]
-        assert set(after["outbox"]["dropped_by_reason"]) <= {"memory"}, after["outbox"]
+        # Nothing is dropped, from the first poll on: in the first moments of the
+        # overload, before the governor has thinned the polls, the outbox holds
+        # them back as soon as readings pile up before its commit.
+        assert after["outbox"]["dropped"] == 0, after["outbox"]
         assert after["load"]["overloaded"], after["load"]
         # Every meter is still read, each of them less often than configured.
         for name, dev in after["devices"].items():
@@ -92,7 +92,9 @@ def test_overloaded_gateway_sheds_polls_keeps_delivering_and_recovers(
         assert recovered, f"overload never ended: {status(agent)['load']}"
         assert recovered["load"]["poll_floor"] == 0
         assert not any(f["area"] == "load" for f in recovered["findings"])
+        assert recovered["outbox"]["dropped"] == 0, recovered["outbox"]
         log = agent.log_text()
         assert log.count("overload over after") == 1 and log.count("gateway overloaded") == 1, agent.log_tail()
+        assert "memory buffer full" not in log, agent.log_tail()
     finally:
         assert agent.stop() == 0, agent.log_tail()

@@ -13,6 +13,7 @@ list; all SQLite work happens on one worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent.outbox.backlog import Backlog
 from agent.outbox.caps import Drop
 from agent.outbox.store import EVENT_DEVICE, TQ_UNSYNCED, Row, Store, is_corrupt
 from agent.readings import Reading
@@ -42,6 +44,7 @@ class Outbox:
         self.path = config.path or os.path.join(data_dir, "outbox.db")
         self.store = Store(self.path, seq_block=config.seq_block)
         self._pending: deque[Reading] = deque()
+        self.backlog = Backlog(config.memory_readings)
         # events are few and must not be pushed out by a flood of readings
         self._events: deque[Reading] = deque(maxlen=1000)
         self._last_attempt = -1e9
@@ -96,14 +99,19 @@ class Outbox:
         """Commit every commit_interval, sync every sync_interval, enforce caps, re-base times."""
         interval = self.config.commit_interval
         refreshed = 0.0
+        wake = self.backlog.wake
         while not self._closed:
             started = time.monotonic()
+            wake.clear()  # this flush takes what is pending; a mark crossed from here on asks for the next
             await self.flush()
             if started - refreshed >= 5.0:
                 # keep stats() current for diagnostics between health messages
                 refreshed = started
                 await self.refresh()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            delay = interval - (time.monotonic() - started)
+            if delay > 0 and not wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
 
     async def close(self) -> None:
         if self._closed or self._executor is None:
@@ -125,7 +133,10 @@ class Outbox:
         """Queue readings for the next commit. Never blocks; bounded."""
         pending = self._pending
         pending.extend(readings)
-        excess = len(pending) - self.config.memory_readings
+        waiting = len(pending)
+        if waiting >= self.backlog.commit_at:
+            self.backlog.filled(waiting, storing=self.degraded is None)
+        excess = waiting - self.config.memory_readings
         if excess > 0:
             for _ in range(excess):
                 pending.popleft()
@@ -140,6 +151,11 @@ class Outbox:
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Called (on the event loop) after each commit that stored something."""
         self._listeners.append(callback)
+
+    def on_backlog(self, callback: Callable[[bool], None]) -> None:
+        """`callback(True)` (on the event loop, from `add`) when readings wait for the commit in numbers
+        that would soon be dropped: hold polls back; `callback(False)` once a commit has caught up."""
+        self.backlog.listen(callback)
 
     # -- the commit tick -------------------------------------------------------
 
@@ -178,6 +194,7 @@ class Outbox:
             self._pending.extendleft(reversed(batch[len(events) :]))
             self._events.extendleft(reversed(events))
             self._acked = acked + self._acked
+            self.backlog.storage_failed()
             await self._store_failed(exc)
             self.add([])  # re-apply the memory bound
             return
@@ -187,6 +204,7 @@ class Outbox:
             self.degraded = None
         self.committed += inserted
         self.last_commit_wall = time.time()
+        self.backlog.committed(len(self._pending))
         if rebase and not self._rebased_stored:
             n = await self._call(self.store.rebase_stored, *rebase)
             self._rebased_stored = True

@@ -91,6 +91,7 @@ class Agent:
 
         self.outbox = Outbox(self.config.storage, data_dir=self.data_dir, clock=self.clock, log=log.getChild("outbox"))
         await self.outbox.open()
+        self.outbox.on_backlog(self.governor.hold)
         self.supervisor.start("outbox", self.outbox.run)
 
         host, port = await self._broker_endpoint()

@@ -21,6 +21,12 @@ instead, by thinning polls:
   while the agent is saturated or readings wait for the commit in ever
   larger numbers: those are dropped at the outbox's memory cap within
   seconds, so the first seconds count.
+- Between its steps the outbox may say that readings wait for the commit in
+  numbers that would soon be dropped (agent.outbox.backlog): the governor
+  then holds polls back at once (PollPacing.held) until a commit has caught
+  up, and its next step counts the tick as saturated, so the floor it
+  raises takes over from the hold. This covers the first fraction of a
+  second of a sudden overload, and a commit slowed by the card.
 - Below BUSY_LOW, with delivery keeping up, it lowers the floor again,
   gently, down to 0 (every slot taken). In between it holds, so a gateway
   that is busy but coping is left alone.
@@ -102,6 +108,18 @@ class LoadGovernor:
         self._delivered = 0.0
         self._produced_slow = 0.0
         self._delivered_slow = 0.0
+        self._held_in_tick = False  # polls were held back for the commit since the last step
+        self.holds = 0
+
+    # -- from the outbox, between steps ------------------------------------------
+
+    def hold(self, held: bool) -> None:
+        """The outbox's commit is behind (True) or has caught up (False): see agent.outbox.backlog."""
+        self.pacing.held = held
+        if held:
+            self._held_in_tick = True
+            self.holds += 1
+            self._report(time.monotonic())
 
     # -- the control loop ------------------------------------------------------
 
@@ -153,11 +171,14 @@ class LoadGovernor:
         self._delivered_slow += DELIVERY_SMOOTHING * (m.delivered - self._delivered_slow)
         catching_up = self._delivered > CATCHING_UP * self._produced and self._delivered > 0
         falling_behind = m.connected and self._delivered_slow < FALLING_BEHIND * self._produced_slow
-        over = (smoothed > BUSY_HIGH or (smoothed > BUSY_LOW and falling_behind)) and not catching_up
         pacing = self.pacing
+        # A hold means the commit could not keep up with the polls, whatever the load says.
+        held, self._held_in_tick = self._held_in_tick or pacing.held, False
+        over = held or ((smoothed > BUSY_HIGH or (smoothed > BUSY_LOW and falling_behind)) and not catching_up)
         if over and pacing.fastest < float("inf"):
             # The load scales with the poll rate, and the poll rate with 1 / floor.
-            shed = SHED_FAST if smoothed > BUSY_SATURATED or m.pending > PENDING_HIGH else max(SHED_MIN, smoothed / BUSY_TARGET)
+            fast = held or smoothed > BUSY_SATURATED or m.pending > PENDING_HIGH
+            shed = SHED_FAST if fast else max(SHED_MIN, smoothed / BUSY_TARGET)
             pacing.floor = min(max(pacing.floor, pacing.fastest) * shed, pacing.slowest * pacing.MAX_STRETCH)
         elif smoothed < BUSY_LOW and not falling_behind and pacing.floor > 0:
             floor = pacing.floor / min(EASE_MAX, BUSY_TARGET / max(smoothed, 0.01))
@@ -165,7 +186,7 @@ class LoadGovernor:
         self._report(now)
 
     def _report(self, now: float) -> None:
-        shedding = self.pacing.floor > 0
+        shedding = self.pacing.floor > 0 or self.pacing.held
         if shedding:
             self._calm_since = None
             if self.overloaded_since is None:
@@ -205,4 +226,5 @@ class LoadGovernor:
             "lag_ms": round(self.lag * 1000, 1),
             "poll_floor": round(self.pacing.floor, 4),
             "polls_skipped": self.pacing.skipped,
+            "commit_holds": self.holds,
         }
