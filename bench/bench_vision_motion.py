@@ -27,6 +27,7 @@ from agent.vision.lines import CountingLine
 from agent.vision.motion import MotionDetector
 from agent.vision.tracker import Tracker
 from hil_tests.emulators.scenes import StreetScene
+from hil_tests.vision_support import LineTruth
 
 
 def seeds_arg(text: str) -> list[int]:
@@ -34,6 +35,14 @@ def seeds_arg(text: str) -> list[int]:
     for part in text.split(","):
         lo, _, hi = part.partition("-")
         out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def by_direction(counts: Counter) -> Counter:
+    """{(label, "in"/"out"): n} -> {"in": n, "out": n}"""
+    out: Counter = Counter()
+    for (_, d), n in counts.items():
+        out[d] += n
     return out
 
 
@@ -72,6 +81,9 @@ def main() -> None:
     size = tuple(int(v) for v in args.size.split("x"))
     got_all: Counter = Counter()
     truth_all: Counter = Counter()
+    req_all: Counter = Counter()  # seen on both sides of the line
+    opt_all: Counter = Counter()  # hidden on one side for the whole crossing
+    clip_err: Counter = Counter()  # per clip, too many or too few, summed
     ms = []
     print("seed  in counted/true  out counted/true")
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,9 +93,15 @@ def main() -> None:
             path = Path(tmp) / f"{seed}.avi"
             truths = scene.write_video(path)
             truth = Counter("in" if d > 0 else "out" for _, _, d, _ in scene.crossings(size[0] / 2, truths))
+            seen = LineTruth(scene, truths, size[0] / 2)
+            req, opt = by_direction(seen.required), by_direction(seen.optional)
+            req_all.update(req)
+            opt_all.update(opt)
             got, per_frame = count_clip(path, scene.fps)
             ms.append(per_frame)
             got_all.update(got)
+            for d in ("in", "out"):
+                clip_err[d] += max(req[d] - got[d], got[d] - req[d] - opt[d], 0)
             truth_all.update(truth)
             print(
                 f"{seed:4d}  {got['in']:3d}/{truth['in']:<3d} {got['in'] - truth['in']:+d}   {got['out']:3d}/{truth['out']:<3d} {got['out'] - truth['out']:+d}",
@@ -91,7 +109,10 @@ def main() -> None:
             )
     for d in ("in", "out"):
         share = 100 * (got_all[d] - truth_all[d]) / max(truth_all[d], 1)
-        print(f"total {d}: {got_all[d]}/{truth_all[d]} ({share:+.1f} %)")
+        print(
+            f"total {d}: {got_all[d]}/{truth_all[d]} ({share:+.1f} %); seen on both sides {req_all[d]} (+{opt_all[d]} hidden), "
+            f"errors summed per clip {clip_err[d]} ({100 * clip_err[d] / max(req_all[d], 1):.1f} %)"
+        )
     print(f"detect: {sum(ms) / len(ms):.2f} ms per {args.size} frame (median clip {sorted(ms)[len(ms) // 2]:.2f})")
 
 

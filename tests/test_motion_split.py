@@ -98,6 +98,17 @@ def test_a_car_overtaking_behind_a_slower_van_counts_twice() -> None:
     assert count(vehicles, 110) == Counter({"in": 2})
 
 
+def test_a_van_coming_in_right_behind_a_car_and_overtaking_it_counts_both() -> None:
+    # the far car is followed on its own; the near van comes into view just
+    # behind it, a little faster: one blob as long as it takes to overtake,
+    # the car hidden behind the van while it crosses the line
+    vehicles = [
+        Box(12, 5.0, FAR, 80, 35, (230, 230, 230)),
+        Box(30, 6.5, NEAR, 120, 50, (40, 160, 40)),
+    ]
+    assert count(vehicles, 110) == Counter({"in": 2})
+
+
 def test_a_car_hidden_behind_a_bus_while_it_crosses_the_line_is_counted() -> None:
     # the far car crosses the line entirely behind the near bus, going the other way
     vehicles = [

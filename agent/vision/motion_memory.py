@@ -164,6 +164,18 @@ class MoverMemory:
                 continue
             # one mover (or some not known well enough to cut): the blob is the measurement
             k = max(ks, key=lambda q: overlap_area(clip_box(preds[q], w, h), blob))
+            if k in known and stands_behind(preds[k], blob) and box_area(blob) > 1.5 * box_area(preds[k]):
+                # a nearer vehicle came in front of it (from the frame edge, or
+                # never seen on its own): the blob is that one, this one goes on
+                # behind it
+                m = Mover(self._next_id, blob)
+                self._next_id += 1
+                kept.append(m)
+                for q in ks:
+                    done.add(q)
+                    if q in known and self._coast(movers[q], preds[q], cover, w, h):
+                        kept.append(movers[q])
+                continue
             self._measure(movers[k], blob, outline, behind, w, h)
             kept.append(movers[k])
             done.add(k)
@@ -264,7 +276,8 @@ class MoverMemory:
                 A, B = a.box, b.box
                 x_ov = min(A[2], B[2]) - max(A[0], B[0])
                 y_ov = min(A[3], B[3]) - max(A[1], B[1])
-                if max(x_ov, 0) * max(y_ov, 0) >= 0.8 * min(box_area(A), box_area(B)):
+                inner, outer = (a, b) if box_area(A) <= box_area(B) else (b, a)
+                if max(x_ov, 0) * max(y_ov, 0) >= 0.8 * min(box_area(A), box_area(B)) and not stands_behind(inner.box, outer.box):
                     drop = b if (a.hidden, -a.seen) <= (b.hidden, -b.seen) else a
                 elif self._cohere(a, b, x_ov, y_ov, together):
                     keep, drop = (a, b) if a.seen >= b.seen else (b, a)
@@ -293,6 +306,14 @@ class MoverMemory:
         if x_ov >= -2 and y_ov >= -2 and alike:
             together[key] = self._together.get(key, 0) + 1
         return together.get(key, 0) >= self.cohere_frames
+
+
+def stands_behind(inner: Box, outer: Box, step: float = 0.15) -> bool:
+    """Whether `inner` touches the road clearly higher in the image than
+    `outer` (by more than `step` of the outer's height): a vehicle further
+    from the camera, seen over or hidden behind the nearer one, not a piece
+    or a copy of it."""
+    return outer[3] - inner[3] > max(4.0, step * (outer[3] - outer[1]))
 
 
 def outline_edges(blobs: list[Box], j: int, w: int, h: int) -> list[int]:
