@@ -109,6 +109,16 @@ def test_a_van_coming_in_right_behind_a_car_and_overtaking_it_counts_both() -> N
     assert count(vehicles, 110) == Counter({"in": 2})
 
 
+def test_a_car_catching_up_with_one_in_the_far_lane_counts_twice() -> None:
+    # the near car comes up behind the far one at nearly its speed: they touch
+    # end to end for a long while, moving alike, yet stand on two ground lines
+    vehicles = [
+        Box(12, 8.0, FAR, 90, 35, (230, 230, 230)),
+        Box(26, 9.2, NEAR, 100, 45, (40, 160, 40)),
+    ]
+    assert count(vehicles, 120) == Counter({"in": 2})
+
+
 def test_a_car_hidden_behind_a_bus_while_it_crosses_the_line_is_counted() -> None:
     # the far car crosses the line entirely behind the near bus, going the other way
     vehicles = [

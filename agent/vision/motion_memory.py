@@ -303,7 +303,7 @@ class MoverMemory:
             and speed >= self.min_speed
             and abs(a.v[0] - b.v[0]) <= self.cohere_tolerance * speed + 0.5
         )
-        if x_ov >= -2 and y_ov >= -2 and alike:
+        if x_ov >= -2 and y_ov >= -2 and alike and not two_lanes(a.box, b.box, x_ov):
             together[key] = self._together.get(key, 0) + 1
         return together.get(key, 0) >= self.cohere_frames
 
@@ -314,6 +314,22 @@ def stands_behind(inner: Box, outer: Box, step: float = 0.15) -> bool:
     from the camera, seen over or hidden behind the nearer one, not a piece
     or a copy of it."""
     return outer[3] - inner[3] > max(4.0, step * (outer[3] - outer[1]))
+
+
+def two_lanes(a: Box, b: Box, x_ov: float) -> bool:
+    """Whether two touching pieces that move alike are two vehicles in two
+    lanes rather than pieces of one (a truck's cab and its box): they stand
+    on two ground lines and either one is above the other in the image, or
+    the one further away rises above the nearer one (a cab is no taller than
+    its box)."""
+    if stands_behind(a, b):
+        far, near = a, b
+    elif stands_behind(b, a):
+        far, near = b, a
+    else:
+        return False
+    above = x_ov > 0.5 * min(a[2] - a[0], b[2] - b[0])
+    return above or far[1] < near[1] - max(2.0, 0.1 * (near[3] - near[1]))
 
 
 def outline_edges(blobs: list[Box], j: int, w: int, h: int) -> list[int]:
