@@ -48,8 +48,10 @@ class Backlog:
 
     def filled(self, waiting: int, *, storing: bool) -> None:
         """Readings were added and `waiting` are now uncommitted (called at COMMIT_AT and above)."""
+        if not storing:
+            return  # a failing store is retried once a second (Outbox._flush); waking it sooner only spins
         self.wake.set()
-        if waiting >= self.hold_at and storing and not self.held:
+        if waiting >= self.hold_at and not self.held:
             self._set(True)
 
     def committed(self, waiting: int) -> None:
