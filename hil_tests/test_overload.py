@@ -81,11 +81,17 @@ def test_overloaded_gateway_sheds_polls_keeps_delivering_and_recovers(
         # them back as soon as readings pile up before its commit.
         assert after["outbox"]["dropped"] == 0, after["outbox"]
         assert after["load"]["overloaded"], after["load"]
-        # Every meter is still read, each of them less often than configured.
+        # The governor has shed, and every meter is still read, each of them less
+        # often than configured: slots skipped to shed load, or missed because the
+        # loop (shared with the machine's other processes) ran later than the floor
+        # anyway; on a loaded machine that can be all of them for a while.
+        assert after["load"]["polls_skipped"] > 0, after["load"]
         for name, dev in after["devices"].items():
+            was = before["devices"][name]
             assert dev["online"], (name, dev)
-            assert dev["polls"] > before["devices"][name]["polls"], name
-            assert dev["polls_skipped"] > before["devices"][name]["polls_skipped"], (name, dev)
+            assert dev["polls"] > was["polls"], name
+            thinned = dev["polls_skipped"] + dev["polls_missed"] - was["polls_skipped"] - was["polls_missed"]
+            assert thinned > 0, (name, {k: (was[k], dev[k]) for k in ("polls", "polls_skipped", "polls_missed")})
         assert agent.log_text().count("gateway overloaded") == 1, agent.log_tail()
 
         # The load goes away (the meters vanish): the agent says the overload is over.
