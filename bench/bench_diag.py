@@ -61,7 +61,9 @@ def _camera() -> tuple[str, str]:
         return "", "none (no video file)"
     model = REPO / "edge_models" / "vehicle_tiny" / "model.onnx"
     mode = "detector" if model.exists() else "motion"
-    toml = f'[vision]\nmodels_dir = "{REPO / "edge_models"}"\n\n[[cameras]]\nname = "cam-1"\nsource = "{video}"\nloop = true\nmode = "{mode}"\ndetect_fps = 10\n'
+    toml = (
+        f'[vision]\nmodels_dir = "{REPO / "edge_models"}"\n\n[[cameras]]\nname = "cam-1"\nsource = "{video}"\nloop = true\nmode = "{mode}"\ndetect_fps = 10\n'
+    )
     # a counting line, so the pipeline detects and tracks on every analysed frame
     toml += '\n[[cameras.lines]]\nname = "kerb"\nstart = [0.5, 0.0]\nend = [0.5, 1.0]\n'
     return toml, f"1 camera, {mode} mode with a counting line, 10 analysed frames/s of {video.name}"

@@ -78,23 +78,21 @@ def main() -> None:
 
     embedded = subprocess.Popen(
         [sys.executable, "-m", "agent.broker", "--port", "0", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         port = int(embedded.stdout.readline().split("127.0.0.1:")[1].split()[0])
         with tempfile.TemporaryDirectory() as tmp:
             # Unlimited queue so Mosquitto does not drop for a briefly slow subscriber.
             with MosquittoBroker(Path(tmp), extra_config="max_queued_messages 0") as mosq:
-                print(f"{args.messages} QoS 1 messages, publisher in-flight window {args.inflight}, "
-                      f"load average {os.getloadavg()[0]:.1f}")
+                print(f"{args.messages} QoS 1 messages, publisher in-flight window {args.inflight}, load average {os.getloadavg()[0]:.1f}")
                 for name, proto in (("3.1.1", mqtt.MQTTv311), ("5", mqtt.MQTTv5)):
                     e = measured(embedded.pid, port, proto, args.messages, args.inflight)
                     m = measured(mosq.pid, mosq.port, proto, args.messages, args.inflight)
                     for label, r in (("embedded", e), ("mosquitto", m)):
-                        print(f"MQTT {name} {label:9}: {r[0]:7.0f} msg/s, broker CPU {r[1]:6.1f} us/msg, "
-                              f"{r[2]} received, in order: {r[3]}")
-                    print(f"MQTT {name} ratio embedded/mosquitto: throughput {e[0] / m[0]:.2f}, "
-                          f"broker CPU per message {e[1] / m[1]:.1f}x")
+                        print(f"MQTT {name} {label:9}: {r[0]:7.0f} msg/s, broker CPU {r[1]:6.1f} us/msg, {r[2]} received, in order: {r[3]}")
+                    print(f"MQTT {name} ratio embedded/mosquitto: throughput {e[0] / m[0]:.2f}, broker CPU per message {e[1] / m[1]:.1f}x")
     finally:
         embedded.terminate()
         embedded.wait(10)

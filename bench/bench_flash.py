@@ -14,6 +14,7 @@ Times are wall clock for the whole command; the ratio is flash / dd throughput
 per round, and the median over rounds is reported (the machine is shared, so
 only ratios measured in one run are meaningful).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,26 +107,35 @@ def run_rounds(args: argparse.Namespace, work: Path) -> None:
                 dd_write, dd_total = run_dd(image, work / "dd.img", args.block_size)
                 results["dd"], results["dd_write"] = dd_total, dd_write
             else:
-                results["flash_write"], results["flash"] = run_flash(kit, image, work / "flash.img", args.block_size,
-                                                                     work / f"inv{round_no}")
+                results["flash_write"], results["flash"] = run_flash(kit, image, work / "flash.img", args.block_size, work / f"inv{round_no}")
         ratios.append(results["dd"] / results["flash"])
         ratios_write.append(results["dd_write"] / results["flash_write"])
         dd_rates.append(size / results["dd"] / 1e6)
         flash_rates.append(size / results["flash"] / 1e6)
         dd_write_rates.append(size / results["dd_write"] / 1e6)
         flash_write_rates.append(size / results["flash_write"] / 1e6)
-        print(f"round {round_no + 1}: write+verify dd {dd_rates[-1]:6.1f} MB/s, edge-flash {flash_rates[-1]:6.1f} MB/s, "
-              f"ratio {ratios[-1]:.2f}; write phase dd {dd_write_rates[-1]:6.1f} MB/s, edge-flash "
-              f"{flash_write_rates[-1]:6.1f} MB/s, ratio {ratios_write[-1]:.2f}", flush=True)
-    print(f"\nimage {size / 1e6:.0f} MB, block size {args.block_size >> 10} KiB, {args.rounds} rounds, target: file on "
-          f"{subprocess.run(['df', '--output=fstype', str(work)], capture_output=True, text=True).stdout.split()[-1]}")
+        print(
+            f"round {round_no + 1}: write+verify dd {dd_rates[-1]:6.1f} MB/s, edge-flash {flash_rates[-1]:6.1f} MB/s, "
+            f"ratio {ratios[-1]:.2f}; write phase dd {dd_write_rates[-1]:6.1f} MB/s, edge-flash "
+            f"{flash_write_rates[-1]:6.1f} MB/s, ratio {ratios_write[-1]:.2f}",
+            flush=True,
+        )
+    print(
+        f"\nimage {size / 1e6:.0f} MB, block size {args.block_size >> 10} KiB, {args.rounds} rounds, target: file on "
+        f"{subprocess.run(['df', '--output=fstype', str(work)], capture_output=True, text=True).stdout.split()[-1]}"
+    )
     med = statistics.median
     print("| measure | dd | edge-flash | ratio edge-flash / dd (median of rounds) |")
     print("|---|---|---|---|")
-    print(f"| write + read-back hash | {med(dd_rates):.0f} MB/s | {med(flash_rates):.0f} MB/s | {med(ratios):.2f} "
-          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}) |")
-    print(f"| write phase only (incl. fsync) | {med(dd_write_rates):.0f} MB/s | {med(flash_write_rates):.0f} MB/s | "
-          f"{med(ratios_write):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios_write)}) |")
+    print(
+        f"| write + read-back hash | {med(dd_rates):.0f} MB/s | {med(flash_rates):.0f} MB/s | {med(ratios):.2f} "
+        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}) |"
+    )
+    print(
+        f"| write phase only (incl. fsync) | {med(dd_write_rates):.0f} MB/s | {med(flash_write_rates):.0f} MB/s | "
+        f"{med(ratios_write):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios_write)}) |"
+    )
+
 
 if __name__ == "__main__":
     main_bench()

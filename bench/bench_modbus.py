@@ -133,7 +133,22 @@ async def rtu_run(baud: int, turnaround: float, transactions: int, naive: bool =
         if proc.is_alive():
             proc.terminate()
     n, ideal, late = a1 - a0, ideal1 - ideal0, late1 - late0
-    return {"baud": baud, "tx": n, "tps": n / elapsed, "limit_tps": n / ideal, "fraction": ideal / elapsed, "late_ms": late * 1000 / n, "agent_fraction": ideal / (elapsed - late), "poll_s": elapsed / polls, "turn_ms": 1000 * statistics.median(b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False) if not a[0] and b[0]), "median_fraction": (ideal / polls) / statistics.median(durations), "gap_violations": violations, "gap_ms": bus.gap * 1000, "cpu_ms": cpu * 1000 / (d.requests - req0), "blocks": len(d.planner.plan(pts))}
+    return {
+        "baud": baud,
+        "tx": n,
+        "tps": n / elapsed,
+        "limit_tps": n / ideal,
+        "fraction": ideal / elapsed,
+        "late_ms": late * 1000 / n,
+        "agent_fraction": ideal / (elapsed - late),
+        "poll_s": elapsed / polls,
+        "turn_ms": 1000 * statistics.median(b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False) if not a[0] and b[0]),
+        "median_fraction": (ideal / polls) / statistics.median(durations),
+        "gap_violations": violations,
+        "gap_ms": bus.gap * 1000,
+        "cpu_ms": cpu * 1000 / (d.requests - req0),
+        "blocks": len(d.planner.plan(pts)),
+    }
 
 
 def _serve_tcp(port: int, points: int, ready) -> None:  # runs in a child process
@@ -175,16 +190,31 @@ async def tcp_run(points: int, seconds: float) -> dict:
     finally:
         proc.terminate()
         proc.join(10)
-    return {"points": points, "reads_s": reqs / elapsed, "points_s": polls * points / elapsed, "cpu_ms_per_1000": cpu * 1000 / (polls * points / 1000), "reqs_per_poll": reqs / polls}
+    return {
+        "points": points,
+        "reads_s": reqs / elapsed,
+        "points_s": polls * points / elapsed,
+        "cpu_ms_per_1000": cpu * 1000 / (polls * points / 1000),
+        "reqs_per_poll": reqs / polls,
+    }
 
 
 async def run_all(quick: bool) -> list[str]:
     lines = ["Command: `PYTHONPATH=. python bench/bench_modbus.py --write`", ""]
     load = os.getloadavg()[0]
-    lines.append(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load:.1f} at start; one run, {time.strftime('%Y-%m-%d', time.gmtime())}.")
+    lines.append(
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average {load:.1f} at start; one run, {time.strftime('%Y-%m-%d', time.gmtime())}."
+    )
     lines += ["", "**Requests per poll** (block planner vs one request per point):", ""] + planning_table()
-    lines += ["", "**RTU line utilisation** (SDM630 profile, 4 block reads per poll of 80, 6, 2 and 10 registers; pty pair to the line-timing emulator in a second process: 11 bits/char, 3.5-char gap, 1 ms turnaround). Limit = 1 / (frame bytes x 11 / baud + turnaround + gap) per transaction.", ""]
-    lines += ["| baud | transactions | achieved tx/s | limit tx/s | fraction of limit (mean) | fraction of limit (median poll) | emulator late per tx | time per SDM630 poll | agent CPU per tx | answer to next request (median; gap) | gap violations |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "**RTU line utilisation** (SDM630 profile, 4 block reads per poll of 80, 6, 2 and 10 registers; pty pair to the line-timing emulator in a second process: 11 bits/char, 3.5-char gap, 1 ms turnaround). Limit = 1 / (frame bytes x 11 / baud + turnaround + gap) per transaction.",
+        "",
+    ]
+    lines += [
+        "| baud | transactions | achieved tx/s | limit tx/s | fraction of limit (mean) | fraction of limit (median poll) | emulator late per tx | time per SDM630 poll | agent CPU per tx | answer to next request (median; gap) | gap violations |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     turnaround = 0.001
     met: list[str] = []
     turn_notes: list[str] = []
@@ -195,10 +225,14 @@ async def run_all(quick: bool) -> list[str]:
         n = 20 if quick else (60 if baud < 100000 else 300)
         r = await rtu_run(baud, turnaround, n)
         w = await rtu_run(baud, turnaround, n // 2, wide=True)
-        wide_rows.append(f"| {baud} | {w['tx']} | {w['tps']:.1f} | {w['limit_tps']:.1f} | {w['fraction'] * 100:.1f} % | {w['median_fraction'] * 100:.1f} % | {w['late_ms']:.2f} ms | {w['cpu_ms']:.2f} ms | {w['gap_violations']} |")
+        wide_rows.append(
+            f"| {baud} | {w['tx']} | {w['tps']:.1f} | {w['limit_tps']:.1f} | {w['fraction'] * 100:.1f} % | {w['median_fraction'] * 100:.1f} % | {w['late_ms']:.2f} ms | {w['cpu_ms']:.2f} ms | {w['gap_violations']} |"
+        )
         turn_notes.append(f"{r['turn_ms'] - r['gap_ms']:.2f} ms at {baud}")
         (met if r["median_fraction"] >= 0.9 else missed).append(f"{baud} ({r['median_fraction'] * 100:.0f} %)")
-        lines.append(f"| {baud} | {r['tx']} | {r['tps']:.1f} | {r['limit_tps']:.1f} | {r['fraction'] * 100:.1f} % | {r['median_fraction'] * 100:.1f} % | {r['late_ms']:.2f} ms | {r['poll_s'] * 1000:.0f} ms | {r['cpu_ms']:.2f} ms | {r['turn_ms']:.2f} ms ({r['gap_ms']:.2f}) | {r['gap_violations']} |")
+        lines.append(
+            f"| {baud} | {r['tx']} | {r['tps']:.1f} | {r['limit_tps']:.1f} | {r['fraction'] * 100:.1f} % | {r['median_fraction'] * 100:.1f} % | {r['late_ms']:.2f} ms | {r['poll_s'] * 1000:.0f} ms | {r['cpu_ms']:.2f} ms | {r['turn_ms']:.2f} ms ({r['gap_ms']:.2f}) | {r['gap_violations']} |"
+        )
         nv = await rtu_run(baud, turnaround, 39 * (1 if quick else 2), naive=True)
         naive_rows.append(f"| {baud} | {r['poll_s'] * 1000:.0f} ms | {nv['poll_s'] * 1000:.0f} ms | {nv['poll_s'] / r['poll_s']:.1f}x |")
     lines += [
@@ -212,9 +246,25 @@ async def run_all(quick: bool) -> list[str]:
         "It weighs little against a 9600-baud frame (tens of ms) and a lot against the 1.6 ms of a 2-register answer at 115200 baud, "
         "so large blocks (table below) keep the fraction high. On an unloaded gateway the scheduling delay is far smaller; rerun there to size a line.",
     ]
-    lines += ["", "Same line, one 124-register block per transaction (62 float32 values):", "", "| baud | transactions | achieved tx/s | limit tx/s | fraction of limit (mean) | fraction of limit (median tx) | emulator late per tx | agent CPU per tx | gap violations |", "|---|---|---|---|---|---|---|---|---|"] + wide_rows
-    lines += ["", "SDM630 poll time on the same emulated line, planned blocks vs one request per point:", "", "| baud | planned (4 requests) | naive (39 requests) | ratio |", "|---|---|---|---|"] + naive_rows
-    lines += ["", "**Modbus TCP loopback** (pymodbus server in a second process; float32 points in holding registers; CPU is the agent process only: request, decode, stamp Reading):", ""]
+    lines += [
+        "",
+        "Same line, one 124-register block per transaction (62 float32 values):",
+        "",
+        "| baud | transactions | achieved tx/s | limit tx/s | fraction of limit (mean) | fraction of limit (median tx) | emulator late per tx | agent CPU per tx | gap violations |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ] + wide_rows
+    lines += [
+        "",
+        "SDM630 poll time on the same emulated line, planned blocks vs one request per point:",
+        "",
+        "| baud | planned (4 requests) | naive (39 requests) | ratio |",
+        "|---|---|---|---|",
+    ] + naive_rows
+    lines += [
+        "",
+        "**Modbus TCP loopback** (pymodbus server in a second process; float32 points in holding registers; CPU is the agent process only: request, decode, stamp Reading):",
+        "",
+    ]
     lines += ["| points | block reads/s | points/s | CPU per 1,000 points | requests per poll |", "|---|---|---|---|---|"]
     for points in (100, 1000):
         r = await tcp_run(points, 1.0 if quick else 4.0)

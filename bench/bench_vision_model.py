@@ -117,8 +117,9 @@ def quantised_copy(folder: Path, mode: str, frames: list[np.ndarray], tmp: Path)
             def get_next(self):
                 return next(self.it, None)
 
-        quantize_static(str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8
+        )
     text = (out / "manifest.toml").read_text()
     old = Detector(folder, warmup=False).manifest.model.sha256
     (out / "manifest.toml").write_text(text.replace(old, hashlib.sha256(dst.read_bytes()).hexdigest()))
@@ -127,6 +128,7 @@ def quantised_copy(folder: Path, mode: str, frames: list[np.ndarray], tmp: Path)
 
 def agreement(a: Detector, b: Detector, frames: list[np.ndarray]) -> str:
     """How many of model a's detections model b reproduces (IoU >= 0.5, same label)."""
+
     def iou(p, q) -> float:
         ix = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
         iy = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
@@ -175,8 +177,10 @@ def main() -> None:
                     continue
                 size = (path / "model.onnx").stat().st_size / 1e6
                 agree = "-" if label == "fp32" else agreement(fp32, det, frames)
-                print(f"{label:13s}  {size:7.2f}  {r['bare']:8.2f}  {r['detect']:6.2f}  {r['detect'] / r['bare']:11.2f}"
-                      f"  {r['pre']:10.2f}  {r['run']:5.2f}  {r['post']:11.2f}   {agree}")
+                print(
+                    f"{label:13s}  {size:7.2f}  {r['bare']:8.2f}  {r['detect']:6.2f}  {r['detect'] / r['bare']:11.2f}"
+                    f"  {r['pre']:10.2f}  {r['run']:5.2f}  {r['post']:11.2f}   {agree}"
+                )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,7 @@ from pathlib import Path
 
 from hil_tests.broker_certs import CertAuthority, CertPair
 
-INSTALL_HINT = (
-    "Mosquitto is not installed: run `apt-get install mosquitto` "
-    "(the hardware-in-the-loop tests need the real broker at /usr/sbin/mosquitto)."
-)
+INSTALL_HINT = "Mosquitto is not installed: run `apt-get install mosquitto` (the hardware-in-the-loop tests need the real broker at /usr/sbin/mosquitto)."
 
 
 class MosquittoNotInstalled(RuntimeError):
@@ -78,7 +75,9 @@ def write_password_file(path: Path, passwords: Mapping[str, str]) -> None:
         for user, password in passwords.items():
             subprocess.run(
                 [tool, "-b", str(path), user, password],
-                check=True, capture_output=True, timeout=30,
+                check=True,
+                capture_output=True,
+                timeout=30,
             )
         return
     # Same format as mosquitto_passwd 2.x: $7$ = PBKDF2-SHA512, 101 iterations.
@@ -86,9 +85,7 @@ def write_password_file(path: Path, passwords: Mapping[str, str]) -> None:
     for user, password in passwords.items():
         salt = os.urandom(12)
         digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
-        lines.append(
-            f"{user}:$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-        )
+        lines.append(f"{user}:$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -317,8 +314,7 @@ class MosquittoBroker:
             if self._proc is None or self._proc.poll() is not None:
                 code = None if self._proc is None else self._proc.returncode
                 raise BrokerStartError(
-                    f"mosquitto exited (code {code}) before listening on {self.host}:{self._port}; "
-                    f"config {self.config_file}; log:\n{self.log_text()[-3000:]}"
+                    f"mosquitto exited (code {code}) before listening on {self.host}:{self._port}; config {self.config_file}; log:\n{self.log_text()[-3000:]}"
                 )
             try:
                 with socket.create_connection((self.host, self._port), timeout=0.5):
@@ -327,8 +323,7 @@ class MosquittoBroker:
                 pass
             if time.monotonic() >= deadline:
                 raise BrokerStartError(
-                    f"mosquitto did not accept connections on {self.host}:{self._port} "
-                    f"within {timeout:.0f} s; log:\n{self.log_text()[-3000:]}"
+                    f"mosquitto did not accept connections on {self.host}:{self._port} within {timeout:.0f} s; log:\n{self.log_text()[-3000:]}"
                 )
             time.sleep(0.02)
 

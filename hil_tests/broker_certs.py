@@ -85,15 +85,19 @@ class CertAuthority:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
         self.ca_file = self.directory / "ca.pem"
@@ -135,9 +139,7 @@ class CertAuthority:
         _write_key(pair.key, key)
         return pair
 
-    def server_cert(
-        self, hosts: Iterable[str] = ("127.0.0.1", "localhost"), expired: bool = False
-    ) -> CertPair:
+    def server_cert(self, hosts: Iterable[str] = ("127.0.0.1", "localhost"), expired: bool = False) -> CertPair:
         """A server certificate whose SAN lists `hosts` (IP addresses and DNS names)."""
         sans: list[x509.GeneralName] = []
         for host in hosts:

@@ -34,9 +34,7 @@ def _tls_attempt(broker: MosquittoBroker, ca_file: Path, pair: CertPair | None) 
     Returns "connected" or a description of how it was refused."""
     client = _client("tls-probe")
     outcome: list[str] = []
-    client.on_connect = lambda c, u, f, rc, p: outcome.append(
-        "connected" if not rc.is_failure else f"connack {rc}"
-    )
+    client.on_connect = lambda c, u, f, rc, p: outcome.append("connected" if not rc.is_failure else f"connack {rc}")
     client.on_disconnect = lambda c, u, f, rc, p: outcome.append(f"disconnected {rc}")
     client.tls_set(
         ca_certs=str(ca_file),
@@ -112,9 +110,7 @@ def test_tls_with_a_client_certificate_connects(mosquitto_factory) -> None:
     assert "u'gateway-test'" in broker.log_text()
 
 
-def test_tls_refuses_expired_and_foreign_client_certificates(
-    mosquitto_factory, test_ca: CertAuthority
-) -> None:
+def test_tls_refuses_expired_and_foreign_client_certificates(mosquitto_factory, test_ca: CertAuthority) -> None:
     broker = mosquitto_factory(tls=True, require_certificate=True)
     expired = test_ca.client_cert("gw-old", expired=True)
     foreign = test_ca.other_ca().client_cert("gw-rogue")
@@ -128,9 +124,7 @@ def test_tls_refuses_expired_and_foreign_client_certificates(
     assert _tls_attempt(broker, broker.ca_file, good) == "connected"
 
 
-def test_client_refuses_expired_or_foreign_server_certificates(
-    mosquitto_factory, test_ca: CertAuthority
-) -> None:
+def test_client_refuses_expired_or_foreign_server_certificates(mosquitto_factory, test_ca: CertAuthority) -> None:
     expired_server = mosquitto_factory(tls=True, server_cert=test_ca.server_cert(expired=True))
     assert "certificate has expired" in _tls_attempt(expired_server, test_ca.ca_file, None)
     rogue = test_ca.other_ca()
@@ -139,9 +133,7 @@ def test_client_refuses_expired_or_foreign_server_certificates(
 
 
 def test_password_file_and_acl_are_enforced(mosquitto_factory) -> None:
-    broker = mosquitto_factory(
-        passwords={"hub": "s3cret"}, acl="user hub\ntopic read gw/#\ntopic readwrite echo/#\n"
-    )
+    broker = mosquitto_factory(passwords={"hub": "s3cret"}, acl="user hub\ntopic read gw/#\ntopic readwrite echo/#\n")
     bad = _client("bad")
     refused: queue.Queue[object] = queue.Queue()
     bad.on_connect = lambda c, u, f, rc, p: refused.put(rc)

@@ -198,7 +198,25 @@ def test_offline_scan_tries_each_baud_rate_and_parity_on_an_rtu_line() -> None:
     emus = Emulators()
     try:
         line = emus.start(PtyRtuEmulator([profile_device("xy_md02", 5), profile_device("xy_md02", 7)]))
-        r = diag("modbus", "scan", "--port", line.path, "--baud", "9600,19200", "--parity", "N,E", "--first", "4", "--last", "8", "--timeout", "0.15", "--config", "/nonexistent", "--json")
+        r = diag(
+            "modbus",
+            "scan",
+            "--port",
+            line.path,
+            "--baud",
+            "9600,19200",
+            "--parity",
+            "N,E",
+            "--first",
+            "4",
+            "--last",
+            "8",
+            "--timeout",
+            "0.15",
+            "--config",
+            "/nonexistent",
+            "--json",
+        )
         res = json.loads(r.stdout)
         assert r.returncode == 0, r.stderr
         assert [x["settings"] for x in res["results"]] == [f"{line.path} {b} 8{p}1" for b, p in (("9600", "N"), ("9600", "E"), ("19200", "N"), ("19200", "E"))]
@@ -251,7 +269,7 @@ def test_an_agent_without_diag_socket_still_keeps_diag_off_its_rs485_port(tmp_pa
     try:
         line = emus.start(PtyRtuEmulator([profile_device("xy_md02", 5)]))
         bus = f'[[buses]]\nname = "rtu-1"\ntype = "modbus_rtu"\nport = "{line.path}"\n'
-        extra = '[diagnostics]\nenabled = false\n'
+        extra = "[diagnostics]\nenabled = false\n"
         agent = AgentProcess(write_config(tmp_path, gateway_toml(tmp_path / "data", broker_port=mosquitto.port, devices=bus + RTU_DEVICES, extra=extra)))
         agent.start()
         try:

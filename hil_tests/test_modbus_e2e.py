@@ -79,7 +79,12 @@ async def test_every_type_and_byte_word_order_decoded(transport: str) -> None:
 async def test_shipped_profiles_share_an_rtu_line() -> None:
     devices = [profile_device("eastron_sdm630", 1), profile_device("eastron_sdm120", 2, seed=2), profile_device("xy_md02", 3), profile_device("rs485_noise", 4)]
     async with ModbusHarness("rtu", devices, baudrate=19200) as h:
-        drivers = [h.driver(1, profile="eastron_sdm630", poll_interval=0.3), h.driver(2, profile="eastron_sdm120", poll_interval=0.3), h.driver(3, profile="xy_md02", poll_interval=0.3), h.driver(4, profile="rs485_noise", poll_interval=0.3)]
+        drivers = [
+            h.driver(1, profile="eastron_sdm630", poll_interval=0.3),
+            h.driver(2, profile="eastron_sdm120", poll_interval=0.3),
+            h.driver(3, profile="xy_md02", poll_interval=0.3),
+            h.driver(4, profile="rs485_noise", poll_interval=0.3),
+        ]
         tasks = [asyncio.create_task(d.run()) for d in drivers]
         try:
             assert await wait_for(lambda: all(len(h.readings(d.cfg.name, next(iter(d.points)))) >= 3 for d in drivers), limit=20)
@@ -211,7 +216,15 @@ async def test_forbidden_range_is_never_read() -> None:
     dev = EmulatedDevice(3)
     dev.forbidden = [("holding", 4, 5)]
     async with ModbusHarness("rtu", [dev]) as h:
-        d = h.driver(3, points=[{"name": "a", "address": 0, "type": "float32"}, {"name": "b", "address": 2, "type": "float32"}, {"name": "c", "address": 6, "type": "float32"}], forbidden=[{"table": "holding", "start": 4, "end": 5}])
+        d = h.driver(
+            3,
+            points=[
+                {"name": "a", "address": 0, "type": "float32"},
+                {"name": "b", "address": 2, "type": "float32"},
+                {"name": "c", "address": 6, "type": "float32"},
+            ],
+            forbidden=[{"table": "holding", "start": 4, "end": 5}],
+        )
         got = await poll(d)
     assert all(r.status == OK for r in got.values())
     assert dev.reads == [("holding", 0, 4), ("holding", 6, 2)]

@@ -45,7 +45,10 @@ def test_restart_and_reboot_commands(tmp_path: Path, mosquitto: MosquittoBroker)
         _started(hub, proc)
         cli = subprocess.run(
             [sys.executable, "-m", "agent.cli.main", "remote", "send", "ping", "--gateway", GATEWAY, "--site", SITE, "--port", str(mosquitto.port)],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert cli.returncode == 0 and '"state": "done"' in cli.stdout, cli.stdout + cli.stderr
         pid = proc.proc.pid

@@ -20,10 +20,12 @@ from hil_tests.emulators.scenes import (
 
 
 def two_way_street(seed: int = 1, **kw) -> StreetScene:
-    vs = [make_vehicle(1, "car", lane=0, t_enter=0.0, speed=12.0),
-          make_vehicle(2, "bus", lane=2, t_enter=0.5, speed=9.0),
-          make_vehicle(3, "truck", lane=1, t_enter=0.2, speed=7.0),
-          make_vehicle(4, "bike", lane=3, t_enter=1.0, speed=5.0)]
+    vs = [
+        make_vehicle(1, "car", lane=0, t_enter=0.0, speed=12.0),
+        make_vehicle(2, "bus", lane=2, t_enter=0.5, speed=9.0),
+        make_vehicle(3, "truck", lane=1, t_enter=0.2, speed=7.0),
+        make_vehicle(4, "bike", lane=3, t_enter=1.0, speed=5.0),
+    ]
     return StreetScene(vs, duration_s=6, fps=10, seed=seed, lighting=Lighting(noise_sigma=0.0), **kw)
 
 
@@ -36,8 +38,7 @@ def test_same_seed_same_pixels_and_frames_render_independently():
 
 
 def test_truth_boxes_cover_the_drawn_vehicle():
-    scene = StreetScene([make_vehicle(1, "car", lane=0, t_enter=0.0, speed=10.0)], duration_s=3, fps=10,
-                        lighting=Lighting(noise_sigma=0.0), pole_x=None)
+    scene = StreetScene([make_vehicle(1, "car", lane=0, t_enter=0.0, speed=10.0)], duration_s=3, fps=10, lighting=Lighting(noise_sigma=0.0), pole_x=None)
     empty = StreetScene([], duration_s=3, fps=10, lighting=Lighting(noise_sigma=0.0), pole_x=None)
     img, truth = scene.render(12)
     bg, _ = empty.render(12)
@@ -47,7 +48,7 @@ def test_truth_boxes_cover_the_drawn_vehicle():
     changed = np.abs(diff).sum(axis=2) > 30
     x1, y1, x2, y2 = (int(round(v)) for v in car.box)
     outside = changed.copy()
-    outside[max(y1 - 1, 0):y2 + 1, max(x1 - 1, 0):x2 + 1] = False
+    outside[max(y1 - 1, 0) : y2 + 1, max(x1 - 1, 0) : x2 + 1] = False
     # Changed pixels outside the box are the ground shadow (darker), never vehicle.
     assert (diff[outside].sum(axis=1) < 0).all()
     assert changed[y1:y2, x1:x2].mean() > 0.6
@@ -68,8 +69,7 @@ def test_pole_and_nearer_vehicles_reduce_visibility():
 def test_crossings_count_every_vehicle_once_with_direction():
     scene = two_way_street()
     crossings = scene.crossings(line_x=320)
-    assert sorted((tid, label, d) for tid, label, d, _ in crossings) == [
-        (1, "car", 1), (2, "bus", -1), (3, "truck", 1), (4, "bike", -1)]
+    assert sorted((tid, label, d) for tid, label, d, _ in crossings) == [(1, "car", 1), (2, "bus", -1), (3, "truck", 1), (4, "bike", -1)]
 
 
 def test_video_reads_back_with_every_frame(tmp_path):
@@ -99,8 +99,7 @@ def test_random_traffic_keeps_a_gap_in_each_lane():
     for objs in boxes_by_frame:
         for a in objs:
             for b in objs:
-                same_lane = next(v.lane for v in scene.vehicles if v.track_id == a.track_id) == \
-                    next(v.lane for v in scene.vehicles if v.track_id == b.track_id)
+                same_lane = next(v.lane for v in scene.vehicles if v.track_id == a.track_id) == next(v.lane for v in scene.vehicles if v.track_id == b.track_id)
                 if a.track_id < b.track_id and same_lane:
                     assert a.box[2] <= b.box[0] or b.box[2] <= a.box[0]  # side by side, never overlapping
 
@@ -114,8 +113,7 @@ def test_lighting_gain_follows_keyframes():
 
 
 def test_parking_occupancy_follows_the_schedule():
-    scene = ParkingScene([Stay(1, "A2", t_arrive=5, t_leave=20), Stay(2, "B4", -1, 1e9)], duration_s=30, fps=2,
-                         lighting=Lighting(noise_sigma=0.0))
+    scene = ParkingScene([Stay(1, "A2", t_arrive=5, t_leave=20), Stay(2, "B4", -1, 1e9)], duration_s=30, fps=2, lighting=Lighting(noise_sigma=0.0))
     truths = scene.truths()
     occ = [(tr.t, tr.occupancy["A2"], tr.occupancy["B4"]) for tr in truths]
     assert all(b4 for _, _, b4 in occ)

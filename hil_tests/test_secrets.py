@@ -75,7 +75,9 @@ def test_planted_secrets_appear_in_no_log_status_result_or_bundle(tmp_path: Path
     cfg, key_file = _gateway_config(tmp_path, broker.port, test_ca, signer)
     key_pem_lines = [line for line in key_file.read_text().splitlines() if line and not line.startswith("-----")]
     hub_pair = test_ca.client_cert("hub")
-    hub = HubClient(tls=TlsConfig(ca_file=str(test_ca.ca_file), cert_file=str(hub_pair.cert), key_file=str(hub_pair.key)), username="hub", password="hub-pw-123456")
+    hub = HubClient(
+        tls=TlsConfig(ca_file=str(test_ca.ca_file), cert_file=str(hub_pair.cert), key_file=str(hub_pair.key)), username="hub", password="hub-pw-123456"
+    )
     hub.start("127.0.0.1", broker.port)
     proc = AgentProcess(cfg, args=("--log-level", "debug")).start()
     try:

@@ -40,20 +40,30 @@ def floor_scale(scene: BinScene, name: str) -> float:
 
 
 def test_fill_levels_and_overflow_from_recorded_references(tmp_path) -> None:
-    specs = [BinSpec("bin1", x=-2.0, y=0.0, levels=((0, LEVELS["bin1"]),)),
-             BinSpec("bin2", x=0.0, y=0.3, levels=((0, LEVELS["bin2"]),), colour=(150, 90, 30)),
-             BinSpec("bin3", x=2.0, y=-0.2, levels=((0, LEVELS["bin3"]),), colour=(40, 40, 40))]
+    specs = [
+        BinSpec("bin1", x=-2.0, y=0.0, levels=((0, LEVELS["bin1"]),)),
+        BinSpec("bin2", x=0.0, y=0.3, levels=((0, LEVELS["bin2"]),), colour=(150, 90, 30)),
+        BinSpec("bin3", x=2.0, y=-0.2, levels=((0, LEVELS["bin3"]),), colour=(40, 40, 40)),
+    ]
     scene = BinScene(specs, duration_s=8, fps=5, walkers=[Walker(100, y=0.1, t0=1.0, speed=3.0)])
     levels_clip = [scene.render(i)[0] for i in range(scene.n_frames)]
     empty = [scene.render_levels({b.name: 0.0 for b in specs}, index=i) for i in range(3)]
     full = [scene.render_levels({b.name: 1.0 for b in specs}, index=i) for i in range(3)]
-    bins = [BinConfig(name=b.name, region=scene.region(b.name, normalised=True), floor_scale=round(floor_scale(scene, b.name), 2),
-                      overflow_level=90, smoothing=5) for b in specs]
+    bins = [
+        BinConfig(name=b.name, region=scene.region(b.name, normalised=True), floor_scale=round(floor_scale(scene, b.name), 2), overflow_level=90, smoothing=5)
+        for b in specs
+    ]
     readings: list[Reading] = []
     with MjpegServer(empty, fps=5) as camera:
         cam = CameraConfig(name="depot", source=camera.url, detect_fps=5, bins=bins, report_interval=3600)
-        vs = VisionSupervisor([cam], VisionConfig(models_dir=MODELS), stamp=Clock("assume").reading, emit=readings.extend,
-                              log=logging.getLogger("test.vision"), data_dir=str(tmp_path))
+        vs = VisionSupervisor(
+            [cam],
+            VisionConfig(models_dir=MODELS),
+            stamp=Clock("assume").reading,
+            emit=readings.extend,
+            log=logging.getLogger("test.vision"),
+            data_dir=str(tmp_path),
+        )
 
         async def analysed_more(n: int) -> None:
             start = vs.status()["depot"].get("frames_analysed", 0)

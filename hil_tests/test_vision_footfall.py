@@ -17,8 +17,14 @@ def test_vtest_footfall_counts_people_both_ways(tmp_path) -> None:
     # a vertical line across the footpath in the middle of the view
     line = LineConfig(name="path", start=(0.5, 0.75), end=(0.5, 0.2))
     cam = CameraConfig(
-        name="square", source=str(MEDIA / "vtest.avi"), model="person_ssdlite", classes=["person"],
-        realtime=False, detect_fps=2, lines=[line], report_interval=3600,
+        name="square",
+        source=str(MEDIA / "vtest.avi"),
+        model="person_ssdlite",
+        classes=["person"],
+        realtime=False,
+        detect_fps=2,
+        lines=[line],
+        report_interval=3600,
     )
     run = asyncio.run(run_files([cam], str(tmp_path)))
     got = run.counts("square")

@@ -16,8 +16,14 @@ from agent.vision.config import CameraConfig, ZoneConfig
 from hil_tests.emulators.scenes import Lighting, ParkingScene, Stay
 from hil_tests.vision_support import run_files
 
-STAYS = [Stay(1, "A2", t_arrive=-1, t_leave=12), Stay(2, "B4", t_arrive=-1, t_leave=1e9), Stay(3, "A4", t_arrive=6, t_leave=26),
-         Stay(4, "B1", t_arrive=10, t_leave=1e9), Stay(5, "A2", t_arrive=22, t_leave=1e9), Stay(6, "B3", t_arrive=16, t_leave=30)]
+STAYS = [
+    Stay(1, "A2", t_arrive=-1, t_leave=12),
+    Stay(2, "B4", t_arrive=-1, t_leave=1e9),
+    Stay(3, "A4", t_arrive=6, t_leave=26),
+    Stay(4, "B1", t_arrive=10, t_leave=1e9),
+    Stay(5, "A2", t_arrive=22, t_leave=1e9),
+    Stay(6, "B3", t_arrive=16, t_leave=30),
+]
 
 pytestmark = pytest.mark.slow  # about 30 s on 2 busy cores (rendering the clip is most of it)
 
@@ -31,8 +37,10 @@ def test_bays_free_and_occupied_follow_the_truth(tmp_path) -> None:
     scene = ParkingScene(STAYS, duration_s=34, fps=5, size=(480, 270), seed=4, lighting=lighting)
     truths = scene.write_video(str(tmp_path / "lot.avi"))
     empty_lot = ParkingScene([], duration_s=1, fps=5, size=(480, 270), seed=4).render(0)[0]
-    bays = [ZoneConfig(name=n.lower(), kind="bay", area="lot", polygon=p, occupancy="reference", debounce=2.0)
-            for n, p in scene.bay_polygons(normalised=True).items()]
+    bays = [
+        ZoneConfig(name=n.lower(), kind="bay", area="lot", polygon=p, occupancy="reference", debounce=2.0)
+        for n, p in scene.bay_polygons(normalised=True).items()
+    ]
     for z in bays:  # the install step: the lot photographed empty
         save_region(empty_lot, bay_box(z), reference_path(z, "lot-cam", str(tmp_path)))
     cam = CameraConfig(name="lot-cam", source=str(tmp_path / "lot.avi"), mode="motion", realtime=False, detect_fps=5, zones=bays, report_interval=3600)
@@ -52,6 +60,7 @@ def test_bays_free_and_occupied_follow_the_truth(tmp_path) -> None:
             def record(name, value, mono):
                 seen[name].append(value)
                 zone(name, value, mono)
+
             rep.zone = record
 
         vision_support.VisionSupervisor.__init__ = spy_init

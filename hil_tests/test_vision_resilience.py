@@ -93,9 +93,17 @@ def test_stream_lost_and_back_is_recovered(traffic_clip, tmp_path) -> None:
     frames = [scene.render(i)[0] for i in range(0, scene.n_frames, 2)]
     readings: list[Reading] = []
     with MjpegServer(frames, fps=5) as camera:
-        cam = CameraConfig(name="ipcam", source=camera.url, mode="motion", detect_fps=5, lines=[LINE], stall_timeout=2.0, reconnect_max=1.0, report_interval=3600)
-        vs = VisionSupervisor([cam], VisionConfig(models_dir=MODELS), stamp=Clock("assume").reading, emit=readings.extend,
-                              log=logging.getLogger("test.vision"), data_dir=str(tmp_path))
+        cam = CameraConfig(
+            name="ipcam", source=camera.url, mode="motion", detect_fps=5, lines=[LINE], stall_timeout=2.0, reconnect_max=1.0, report_interval=3600
+        )
+        vs = VisionSupervisor(
+            [cam],
+            VisionConfig(models_dir=MODELS),
+            stamp=Clock("assume").reading,
+            emit=readings.extend,
+            log=logging.getLogger("test.vision"),
+            data_dir=str(tmp_path),
+        )
 
         def stats() -> dict:
             return vs.status().get("ipcam", {})

@@ -61,8 +61,7 @@ class Client:
     def __init__(self, port: int, proto: int, client_id: str = "") -> None:
         self.port = port
         self.proto = proto
-        self.paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                protocol=proto)
+        self.paho = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=proto)
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.acks: queue.Queue[Any] = queue.Queue()
         self.disconnects: queue.Queue[Any] = queue.Queue()
@@ -103,8 +102,7 @@ def client_factory(broker: BrokerThread) -> Iterator[Any]:
     """Generator for a fixture: make(proto, client_id, connect, inflight) -> Client."""
     made: list[Client] = []
 
-    def make(proto: int = V311, client_id: str = "", connect: bool = True,
-             inflight: int = 20) -> Client:
+    def make(proto: int = V311, client_id: str = "", connect: bool = True, inflight: int = 20) -> Client:
         c = Client(broker.port, proto, client_id)
         c.paho.max_inflight_messages_set(inflight)
         made.append(c)
@@ -115,8 +113,7 @@ def client_factory(broker: BrokerThread) -> Iterator[Any]:
         c.close()
 
 
-def connect_packet(client_id: bytes, keepalive: int = 30,
-                   will: tuple | None = None) -> bytes:
+def connect_packet(client_id: bytes, keepalive: int = 30, will: tuple | None = None) -> bytes:
     flags = 0x02
     payload = struct.pack("!H", len(client_id)) + client_id
     if will:

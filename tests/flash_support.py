@@ -4,6 +4,7 @@ Images are built with the real tools (sfdisk, mkfs.vfat, mtools), so the FAT
 code is checked against file systems it did not create and read back with
 code it did not write.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,16 +47,14 @@ def run(*cmd: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def build_image(path: Path, release: str = "trixie", boot_mb: int = 40, root_mb: int = 6, fat: int = 32,
-                seed: int = 7) -> Path:
+def build_image(path: Path, release: str = "trixie", boot_mb: int = 40, root_mb: int = 6, fat: int = 32, seed: int = 7) -> Path:
     """An MBR image: FAT boot partition at 1 MiB with Pi boot files, partition 2 of random bytes."""
     boot_sectors = boot_mb * MiB // 512
     root_start = BOOT_START + boot_sectors
     root_sectors = root_mb * MiB // 512
     with open(path, "wb") as f:
         f.truncate((root_start + root_sectors) * 512)
-    table = (f"label: dos\nlabel-id: 0x5e3da3da\nstart={BOOT_START}, size={boot_sectors}, type=c\n"
-             f"start={root_start}, size={root_sectors}, type=83\n")
+    table = f"label: dos\nlabel-id: 0x5e3da3da\nstart={BOOT_START}, size={boot_sectors}, type=c\nstart={root_start}, size={root_sectors}, type=83\n"
     run("sfdisk", "--quiet", str(path), input=table)
     run("mkfs.vfat", "-F", str(fat), "-n", "bootfs", "--offset", str(BOOT_START), str(path), str(boot_sectors // 2))
     files = {"cmdline.txt": CMDLINE, "config.txt": "arm_64bit=1\n[all]\n", "kernel8.img": "K" * 5000}
@@ -88,13 +87,13 @@ def partition2(path: Path) -> bytes:
     data = Path(path).read_bytes()
     table = run("sfdisk", "--json", str(path)).stdout
     import json
+
     part = json.loads(table)["partitiontable"]["partitions"][1]
-    return data[part["start"] * 512:(part["start"] + part["size"]) * 512]
+    return data[part["start"] * 512 : (part["start"] + part["size"]) * 512]
 
 
 def mtype(image: Path, name: str) -> bytes:
-    out = subprocess.run(["mtype", "-i", f"{image}@@{BOOT_START * 512}", f"::{name}"], check=True,
-                         capture_output=True)
+    out = subprocess.run(["mtype", "-i", f"{image}@@{BOOT_START * 512}", f"::{name}"], check=True, capture_output=True)
     return out.stdout
 
 
@@ -105,16 +104,16 @@ def extract_boot(image: Path, dest: Path) -> Path:
     return dest
 
 
-def make_wheel(directory: Path, name: str, version: str = "1.0", requires: list[str] | None = None,
-               tag: str = "py3-none-any", module: str | None = None) -> Path:
+def make_wheel(
+    directory: Path, name: str, version: str = "1.0", requires: list[str] | None = None, tag: str = "py3-none-any", module: str | None = None
+) -> Path:
     """A minimal but installable wheel (pip accepts it with --no-index)."""
     dist = name.replace("-", "_")
     path = directory / f"{dist}-{version}-{tag}.whl"
     info = f"{dist}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires or []]
-    files = {f"{info}/METADATA": "\n".join(meta) + "\n",
-             f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"}
+    files = {f"{info}/METADATA": "\n".join(meta) + "\n", f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"}
     if module:
         files[f"{module}.py"] = f"NAME = {name!r}\n"
     record = []
@@ -135,8 +134,7 @@ def make_wheels(root: Path) -> tuple[Path, Path]:
     house = root / "wheelhouse"
     dist.mkdir(parents=True, exist_ok=True)
     house.mkdir(parents=True, exist_ok=True)
-    agent = make_wheel(dist, "edge-agent", "0.1.0", ["paho-mqtt>=2.1", "pydantic>=2.7",
-                                                     'onnxruntime>=1.17; extra == "vision"'], module="edge_agent_probe")
+    agent = make_wheel(dist, "edge-agent", "0.1.0", ["paho-mqtt>=2.1", "pydantic>=2.7", 'onnxruntime>=1.17; extra == "vision"'], module="edge_agent_probe")
     make_wheel(house, "paho-mqtt", "2.2.0", module="paho_probe")
     make_wheel(house, "pydantic", "2.14.0", ["pydantic-core==2.50.0", 'tomli; python_version < "3.11"'], module="pydantic_probe")
     make_wheel(house, "pydantic-core", "2.50.0", module="pydantic_core_probe")
@@ -148,10 +146,17 @@ def make_ca(directory: Path, encrypted: bytes | None = None) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test City Installer CA")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     enc = serialization.BestAvailableEncryption(encrypted) if encrypted else serialization.NoEncryption()
     (directory / "ca.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc))
     (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -161,8 +166,7 @@ def make_ca(directory: Path, encrypted: bytes | None = None) -> Path:
 def ssh_key(directory: Path) -> Path:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                                                         serialization.PublicFormat.OpenSSH)
+    pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     path = directory / "installer.pub"
     path.write_bytes(pub + b" installer@laptop\n")
     return path
@@ -188,10 +192,26 @@ class Kit:
         self.inventory = root / "inventory"
 
     def args(self, target: Path | str | None, *extra: str, config: Path | None = None, image: Path | None = None) -> list[str]:
-        argv = ["write", "--image", str(image or self.image), "--config", str(config or self.config),
-                "--ca-dir", str(self.ca), "--ssh-key", str(self.key), "--agent-wheel", str(self.agent_wheel),
-                "--wheelhouse", str(self.wheelhouse), "--inventory", str(self.inventory), "--yes",
-                "--scratch-dir", str(self.root)]
+        argv = [
+            "write",
+            "--image",
+            str(image or self.image),
+            "--config",
+            str(config or self.config),
+            "--ca-dir",
+            str(self.ca),
+            "--ssh-key",
+            str(self.key),
+            "--agent-wheel",
+            str(self.agent_wheel),
+            "--wheelhouse",
+            str(self.wheelhouse),
+            "--inventory",
+            str(self.inventory),
+            "--yes",
+            "--scratch-dir",
+            str(self.root),
+        ]
         if target is not None:
             argv += ["--target", str(target)]
         return argv + list(extra)

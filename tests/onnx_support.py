@@ -25,7 +25,8 @@ def constant_model(path: Path, input_name: str, input_shape: list, input_dtype, 
         nodes.append(helper.make_node("Identity", [f"_c{k}"], [name]))
         outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
     graph = helper.make_graph(
-        nodes, "constant_detector",
+        nodes,
+        "constant_detector",
         [helper.make_tensor_value_info(input_name, _NP_TO_ONNX[np.dtype(input_dtype)], input_shape)],
         outs,
     )
@@ -35,10 +36,23 @@ def constant_model(path: Path, input_name: str, input_shape: list, input_dtype, 
     onnx.save(model, str(path))
 
 
-def manifest_text(*, sha: str, input_name: str = "images", width: int = 64, height: int = 64, layout: str = "NCHW",
-                  dtype: str = "float32", colour: str = "RGB", resize: str = "letterbox", fmt: str = "yolov8",
-                  names: list[str] | None = None, labels: list[str] | None = None, extra_output: str = "",
-                  detect: str = "", extra: str = "") -> str:
+def manifest_text(
+    *,
+    sha: str,
+    input_name: str = "images",
+    width: int = 64,
+    height: int = 64,
+    layout: str = "NCHW",
+    dtype: str = "float32",
+    colour: str = "RGB",
+    resize: str = "letterbox",
+    fmt: str = "yolov8",
+    names: list[str] | None = None,
+    labels: list[str] | None = None,
+    extra_output: str = "",
+    detect: str = "",
+    extra: str = "",
+) -> str:
     names = names or ["output0"]
     labels = labels or ["car", "bus"]
     return f"""
@@ -76,8 +90,9 @@ limits = "test model"
 """.replace("'", '"')
 
 
-def model_folder(tmp: Path, outputs: dict[str, np.ndarray], *, input_shape: list | None = None, input_dtype=np.float32,
-                 graph_input: str | None = None, **manifest) -> Path:
+def model_folder(
+    tmp: Path, outputs: dict[str, np.ndarray], *, input_shape: list | None = None, input_dtype=np.float32, graph_input: str | None = None, **manifest
+) -> Path:
     folder = tmp / "model"
     folder.mkdir(exist_ok=True)
     layout = manifest.get("layout", "NCHW")

@@ -85,7 +85,10 @@ def test_every_error_is_reported_at_once() -> None:
 def test_json_output_for_scripts(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "agent.cli.main", "config", "check", "--json", str(ROOT / "config" / "broken" / "unknown_key.toml")],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 2
     [entry] = json.loads(result.stdout)

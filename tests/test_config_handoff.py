@@ -75,6 +75,8 @@ def test_plain_config_is_read_only() -> None:
 
 
 def test_the_process_that_loads_the_plain_config_never_imports_pydantic() -> None:
-    code = f"import sys; from agent.config.handoff import load_plain; load_plain({str(DEMO)!r}); print(sorted(m for m in sys.modules if m.startswith('pydantic')))"
+    code = (
+        f"import sys; from agent.config.handoff import load_plain; load_plain({str(DEMO)!r}); print(sorted(m for m in sys.modules if m.startswith('pydantic')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"

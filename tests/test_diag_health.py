@@ -14,7 +14,9 @@ def status(**over: object) -> dict:
         "uplink": {"connected": True, "broker": "hub:8883", "last_ack_wall": NOW - 5},
         "outbox": {"depth": 3, "dropped": 0, "oldest_unsent_age": 2.0, "degraded": False},
         "clock": {"synced": True, "source": "kernel"},
-        "devices": {"meter": {"online": True, "polls": 10, "last_ok": NOW - 1, "last_error": None, "error_counts": {}, "last_readings": {"voltage": {"status": "ok"}}}},
+        "devices": {
+            "meter": {"online": True, "polls": 10, "last_ok": NOW - 1, "last_error": None, "error_counts": {}, "last_readings": {"voltage": {"status": "ok"}}}
+        },
         "cameras": {},
         "tasks": {"uplink": {"failing": False}},
         "system": {"cpu_temperature": 55.0, "disk_total": 32e9, "disk_free": 20e9, "memory_total": 1e9, "memory_available": 5e8},
@@ -29,7 +31,14 @@ def test_healthy_gateway_exits_0() -> None:
 
 
 def test_offline_device_is_broken_with_the_right_hint_and_comes_first() -> None:
-    dev = {"online": False, "polls": 9, "last_ok": NOW - 60, "last_error": "bad_frame: answer from unit 3, expected 2: check unit_id | last frames: 10:00 rx ...", "last_error_at": NOW - 2, "error_counts": {"bad_frame": 4}}
+    dev = {
+        "online": False,
+        "polls": 9,
+        "last_ok": NOW - 60,
+        "last_error": "bad_frame: answer from unit 3, expected 2: check unit_id | last frames: 10:00 rx ...",
+        "last_error_at": NOW - 2,
+        "error_counts": {"bad_frame": 4},
+    }
     f = evaluate(status(devices={"meter": dev}, clock={"synced": False, "source": "kernel"}), NOW)
     assert exit_code(f) == 2
     assert f[0]["subject"] == "meter" and f[0]["level"] == "broken"
@@ -52,7 +61,11 @@ def test_degraded_cases_exit_1() -> None:
         status(outbox={"depth": 900, "dropped": 0, "oldest_unsent_age": 3 * 3600}),
         status(uplink={"connected": True, "broker": "hub:8883", "last_ack_wall": NOW, "server_cert_expiry": NOW + 5 * 86400}),
         status(system={"cpu_temperature": 81.0}),
-        status(devices={"m": {"online": True, "polls": 5, "last_ok": NOW - 1, "last_error": "timeout: x", "last_error_at": NOW - 30, "error_counts": {"timeout": 2}}}),
+        status(
+            devices={
+                "m": {"online": True, "polls": 5, "last_ok": NOW - 1, "last_error": "timeout: x", "last_error_at": NOW - 30, "error_counts": {"timeout": 2}}
+            }
+        ),
     ):
         f = evaluate(st, NOW)
         assert exit_code(f) == 1, [x for x in f if x["level"] != "ok"]

@@ -43,7 +43,7 @@ def test_config_secrets_are_redacted_and_the_rest_kept() -> None:
     assert 'password_file = "/etc/edge-agent/mqtt.pw"' in out, "paths of secret files are kept, their contents never read"
     assert 'key_file = "/etc/edge-agent/client.key"' in out
     assert "rtsp://admin:<redacted>@10.0.0.5:554/stream" in out
-    assert '[remote]' in out and 'signing_secret = "<redacted>"' in out
+    assert "[remote]" in out and 'signing_secret = "<redacted>"' in out
 
 
 def test_secret_files_are_found_and_their_contents_scrubbed_everywhere(tmp_path: Path) -> None:

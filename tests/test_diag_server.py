@@ -28,7 +28,7 @@ def make_agent(tmp_path: Path, extra: str = "") -> Agent:
 [gateway]
 id = "gw-unit"
 site = "lab"
-data_dir = "{tmp_path / 'data'}"
+data_dir = "{tmp_path / "data"}"
 [uplink]
 broker = "external"
 host = "127.0.0.1"
@@ -112,7 +112,14 @@ async def test_bad_requests_get_errors_and_the_agent_keeps_serving(agent: Agent)
     big = await ask(path, b'{"cmd": "status", "pad": "' + b"x" * 5000 + b'"}\n', read=2)
     assert big[0]["error"]["code"] == "too_large" and len(big) == 1
     # garbage of every kind on fresh connections: each answered or dropped, none hurts the agent
-    junk = [b"\xff\xfe\x00garbage\n", b"[" * 1000 + b"\n", b'{"cmd": 5}\n', b'{"cmd": "status", "args": [1]}\n', b'{"id": {"x": 1}, "cmd": "hello"}\n', b"\n\n\n"]
+    junk = [
+        b"\xff\xfe\x00garbage\n",
+        b"[" * 1000 + b"\n",
+        b'{"cmd": 5}\n',
+        b'{"cmd": "status", "args": [1]}\n',
+        b'{"id": {"x": 1}, "cmd": "hello"}\n',
+        b"\n\n\n",
+    ]
     for line in junk:
         replies = await ask(path, line, {"id": 99, "cmd": "hello"}, read=1 if line.strip() == b"" else 2)
         assert replies[-1]["id"] == 99 and replies[-1]["ok"], "the connection keeps working after junk"

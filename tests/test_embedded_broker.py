@@ -55,9 +55,7 @@ def test_mqtt5_assigns_client_id_and_grants_qos2_as_qos1(clients: Any) -> None:
     assert (msg.payload, msg.qos) == (b"exactly-once-in", 1)
 
 
-def test_qos2_retransmission_before_pubrel_is_delivered_once(
-    broker: BrokerThread, clients: Any
-) -> None:
+def test_qos2_retransmission_before_pubrel_is_delivered_once(broker: BrokerThread, clients: Any) -> None:
     sub = clients(V311)
     sub.subscribe("q2")
     raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
@@ -141,9 +139,7 @@ def test_retained_messages_and_empty_payload_clears(clients: Any, proto: int) ->
 
 
 @BOTH
-def test_will_is_published_on_abrupt_close_but_not_on_disconnect(
-    broker: BrokerThread, clients: Any, proto: int
-) -> None:
+def test_will_is_published_on_abrupt_close_but_not_on_disconnect(broker: BrokerThread, clients: Any, proto: int) -> None:
     watcher = clients(proto)
     watcher.subscribe("wills/#")
     polite = Client(broker.port, proto, "polite")
@@ -212,7 +208,10 @@ def test_twenty_thousand_qos1_messages_arrive_complete_and_in_order(clients: Any
 def test_standalone_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.broker", "--port", "0", "--log-level", "WARNING"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()
@@ -238,7 +237,10 @@ def test_standalone_command_explains_a_busy_port() -> None:
         port = busy.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "agent.broker", "--port", str(port)],
-            cwd=REPO, capture_output=True, text=True, timeout=WAIT * 3,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=WAIT * 3,
         )
     assert result.returncode == 2
     assert "--port" in result.stderr

@@ -140,8 +140,17 @@ def test_properties_round_trip_and_reject_lies() -> None:
 def test_v5_connect_with_will_properties_is_parsed_past_them() -> None:
     props = encode_properties([(0x11, 60), (0x27, 1024)])
     will_props = encode_properties([(0x18, 5), (0x03, "text/plain")])
-    body = (b"\x00\x04MQTT\x05" + bytes((0x02 | 0x04 | 0x08 | 0x80,)) + struct.pack("!H", 30) + props
-            + b"\x00\x02gw" + will_props + b"\x00\x01w" + b"\x00\x04dead" + b"\x00\x04user")
+    body = (
+        b"\x00\x04MQTT\x05"
+        + bytes((0x02 | 0x04 | 0x08 | 0x80,))
+        + struct.pack("!H", 30)
+        + props
+        + b"\x00\x02gw"
+        + will_props
+        + b"\x00\x01w"
+        + b"\x00\x04dead"
+        + b"\x00\x04user"
+    )
     pkt = p.parse_connect(body)
     assert (pkt.client_id, pkt.keepalive, pkt.username) == ("gw", 30, "user")
     assert (pkt.will.topic, pkt.will.payload, pkt.will.qos) == ("w", b"dead", 1)

@@ -20,9 +20,7 @@ from broker_support import (
 )
 
 
-def test_keepalive_timeout_closes_a_silent_client_and_sends_its_will(
-    broker: BrokerThread, clients: Any
-) -> None:
+def test_keepalive_timeout_closes_a_silent_client_and_sends_its_will(broker: BrokerThread, clients: Any) -> None:
     watcher = clients(V311)
     watcher.subscribe("ka")
     raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
@@ -56,9 +54,7 @@ GARBAGE = [
 
 
 @pytest.mark.parametrize("junk", GARBAGE, ids=range(len(GARBAGE)))
-def test_garbage_closes_only_that_connection(
-    broker: BrokerThread, clients: Any, junk: bytes, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_garbage_closes_only_that_connection(broker: BrokerThread, clients: Any, junk: bytes, caplog: pytest.LogCaptureFixture) -> None:
     sub = clients(V5)
     sub.subscribe("alive")
     raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)
@@ -78,9 +74,7 @@ def test_garbage_closes_only_that_connection(
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_random_packets_after_connect_never_take_the_broker_down(
-    broker: BrokerThread, clients: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_random_packets_after_connect_never_take_the_broker_down(broker: BrokerThread, clients: Any, caplog: pytest.LogCaptureFixture) -> None:
     rng = random.Random(20261123)
     sub = clients(V5)
     sub.subscribe("alive")
@@ -99,9 +93,7 @@ def test_random_packets_after_connect_never_take_the_broker_down(
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_malformed_packet_after_connect_closes_that_client_only(
-    broker: BrokerThread, clients: Any
-) -> None:
+def test_malformed_packet_after_connect_closes_that_client_only(broker: BrokerThread, clients: Any) -> None:
     sub = clients(V311)
     sub.subscribe("t")
     raw = socket.create_connection(("127.0.0.1", broker.port), timeout=WAIT)

@@ -1,4 +1,5 @@
 """Every bad input gives exit code 2, a message saying what to do, and an untouched or unverified target."""
+
 from __future__ import annotations
 
 import lzma
@@ -21,8 +22,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     return Kit(tmp_path_factory.mktemp("bad"), "trixie")
 
 
-def flash(kit: Kit, tmp: Path, capsys, *extra: str, image: Path | None = None, config: Path | None = None,
-          target: Path | None = None) -> tuple[int, str, Path]:
+def flash(kit: Kit, tmp: Path, capsys, *extra: str, image: Path | None = None, config: Path | None = None, target: Path | None = None) -> tuple[int, str, Path]:
     out = target or tmp / "card.img"
     if not out.exists():
         out.write_bytes(SENTINEL)
@@ -87,7 +87,7 @@ def test_not_an_image_and_no_boot_partition(kit: Kit, tmp_path: Path, capsys) ->
 
     damaged = tmp_path / "damaged.img"
     data = bytearray(kit.image.read_bytes())
-    data[BOOT_START * 512 + 510:BOOT_START * 512 + 512] = b"\0\0"  # FAT boot sector signature
+    data[BOOT_START * 512 + 510 : BOOT_START * 512 + 512] = b"\0\0"  # FAT boot sector signature
     damaged.write_bytes(bytes(data))
     code, text, out = flash(kit, tmp_path, capsys, image=damaged)
     assert code == 2 and "no valid FAT boot sector" in text and out.read_bytes() == SENTINEL
@@ -95,6 +95,7 @@ def test_not_an_image_and_no_boot_partition(kit: Kit, tmp_path: Path, capsys) ->
 
 def test_old_release_is_refused(tmp_path: Path, capsys) -> None:
     from flash_support import build_image
+
     old = Kit(tmp_path, "trixie")
     image = build_image(tmp_path / "bullseye.img", "bullseye")
     code, text, out = flash(old, tmp_path, capsys, image=image)
@@ -162,8 +163,8 @@ def test_second_card_for_same_gateway_needs_replace(kit: Kit, tmp_path: Path, ca
 
 # --- block devices, described through a fake /sys and /proc/mounts ---------------------------
 
-def fake_sys(tmp: Path, name: str = "sdb", removable: str = "1", ro: str = "0", sectors: int = 62_333_952,
-             usb: bool = True) -> Path:
+
+def fake_sys(tmp: Path, name: str = "sdb", removable: str = "1", ro: str = "0", sectors: int = 62_333_952, usb: bool = True) -> Path:
     sysfs = tmp / "sys"
     device = sysfs / "devices" / ("pci0000:00/usb1/1-1/1-1:1.0/host0/target0:0:0/0:0:0:0" if usb else "platform/ahci/ata1/0:0:0:0")
     device.mkdir(parents=True)
@@ -192,13 +193,16 @@ def test_safe_card_reader_passes_with_serial(tmp_path: Path) -> None:
     assert target.removable and target.serial == "000000001234" and target.size == 62_333_952 * 512
 
 
-@pytest.mark.parametrize("case,kwargs,mount_text,message", [
-    ("system", {"name": "sda"}, "/dev/sda1 /boot/firmware vfat rw 0 0\n", "holds this computer's system"),
-    ("mounted", {}, "/dev/sdb1 /media/installer/bootfs vfat rw 0 0\n", "is mounted"),
-    ("read-only", {"ro": "1"}, "", "is read-only"),
-    ("too small", {"sectors": 2048}, "", "is too small"),
-    ("internal", {"removable": "0", "usb": False}, "", "not a removable or USB disk"),
-])
+@pytest.mark.parametrize(
+    "case,kwargs,mount_text,message",
+    [
+        ("system", {"name": "sda"}, "/dev/sda1 /boot/firmware vfat rw 0 0\n", "holds this computer's system"),
+        ("mounted", {}, "/dev/sdb1 /media/installer/bootfs vfat rw 0 0\n", "is mounted"),
+        ("read-only", {"ro": "1"}, "", "is read-only"),
+        ("too small", {"sectors": 2048}, "", "is too small"),
+        ("internal", {"removable": "0", "usb": False}, "", "not a removable or USB disk"),
+    ],
+)
 def test_unsafe_devices_are_refused(tmp_path: Path, case: str, kwargs: dict, mount_text: str, message: str) -> None:
     name = kwargs.pop("name", "sdb")
     sysfs = fake_sys(tmp_path, name=name, **kwargs)

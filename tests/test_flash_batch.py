@@ -1,4 +1,5 @@
 """Batch mode: one card per CSV row, swap prompts, summary, inventory; and an interrupted write."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ def batch_args(kit: Kit, csv: Path, target: str, inventory: Path) -> list[str]:
     argv = kit.args(None)
     argv[0] = "batch"
     i = argv.index("--config")
-    del argv[i:i + 2]
+    del argv[i : i + 2]
     i = argv.index("--inventory")
     argv[i + 1] = str(inventory)
     return argv[:1] + [str(csv)] + argv[1:] + ["--target", target]
@@ -38,8 +39,7 @@ def test_batch_writes_one_file_per_gateway_with_distinct_identities(kit: Kit, tm
     for gid in ("gw-a", "gw-b", "gw-c"):
         write_config(tmp_path / f"{gid}.toml", gid)
     csv = tmp_path / "gateways.csv"
-    csv.write_text("gateway_id,config,eth_address,eth_gateway\n"
-                   "gw-a,gw-a.toml,10.0.0.11/24,10.0.0.1\ngw-b,gw-b.toml,,\ngw-c,gw-c.toml,,\n")
+    csv.write_text("gateway_id,config,eth_address,eth_gateway\ngw-a,gw-a.toml,10.0.0.11/24,10.0.0.1\ngw-b,gw-b.toml,,\ngw-c,gw-c.toml,,\n")
     inventory = tmp_path / "inv"
     (tmp_path / "out").mkdir()
     code = main(batch_args(kit, csv, str(tmp_path / "out" / "{gateway_id}.img"), inventory))

@@ -1,4 +1,5 @@
 """The FAT writer against file systems made by mkfs.vfat and read back by mtools and fsck.fat."""
+
 from __future__ import annotations
 
 import io
@@ -134,7 +135,7 @@ def test_overlay_reads_like_a_bytearray_with_the_same_writes(writes: list[tuple[
             continue
         overlay.seek(pos)
         overlay.write(data)
-        expected[pos:pos + len(data)] = data
+        expected[pos : pos + len(data)] = data
     overlay.seek(0)
     assert overlay.read() == bytes(expected)
     assert overlay.patch(1000, base[1000:9000]) == bytes(expected[1000:9000])

@@ -4,6 +4,7 @@ System commands that need a real Raspberry Pi (useradd, systemctl, chown ...)
 are stand-ins on PATH that record their arguments; files, modes, the Python
 venv and the offline pip install are real.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,12 +63,23 @@ def trixie(tmp_path_factory: pytest.TempPathFactory) -> Kit:
 def test_legacy_first_boot_sets_up_system_and_agent(bookworm: Kit, tmp_path: Path, monkeypatch) -> None:
     root, calls, env = make_root(tmp_path)
     monkeypatch.setenv("EDGE_WIFI_PSK", "correct horse battery")
-    boot = card_for(bookworm, tmp_path, "--timezone", "Europe/Berlin", "--ntp", "ntp1.city.example",
-                    "--ntp", "ntp2.city.example", "--wifi-ssid", "cabinet-net", "--wifi-country", "DE")
+    boot = card_for(
+        bookworm,
+        tmp_path,
+        "--timezone",
+        "Europe/Berlin",
+        "--ntp",
+        "ntp1.city.example",
+        "--ntp",
+        "ntp2.city.example",
+        "--wifi-ssid",
+        "cabinet-net",
+        "--wifi-country",
+        "DE",
+    )
     payload = boot / "edge-agent"
     for phase in ("system", "agent"):
-        result = subprocess.run(["bash", str(payload / "setup.sh"), phase], env=env, capture_output=True, text=True,
-                                timeout=240)
+        result = subprocess.run(["bash", str(payload / "setup.sh"), phase], env=env, capture_output=True, text=True, timeout=240)
         assert result.returncode == 0, result.stdout + result.stderr
     log = calls.read_text()
 
@@ -83,8 +95,7 @@ def test_legacy_first_boot_sets_up_system_and_agent(bookworm: Kit, tmp_path: Pat
     assert "PasswordAuthentication no" in sshd and "PermitRootLogin no" in sshd
     assert mode(root / "etc/sudoers.d/010-edge-admin") == 0o440
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
-    assert (root / "etc/systemd/timesyncd.conf.d/50-edge-agent.conf").read_text() == \
-        "[Time]\nNTP=ntp1.city.example ntp2.city.example\n"
+    assert (root / "etc/systemd/timesyncd.conf.d/50-edge-agent.conf").read_text() == "[Time]\nNTP=ntp1.city.example ntp2.city.example\n"
     wifi = root / "etc/NetworkManager/system-connections/edge-wifi.nmconnection"
     assert mode(wifi) == 0o600 and "ssid=cabinet-net" in wifi.read_text()
     assert (root / "var/lib/systemd/rfkill/platform-fe300000.mmcnr:wlan").read_text() == "0\n"
@@ -92,8 +103,7 @@ def test_legacy_first_boot_sets_up_system_and_agent(bookworm: Kit, tmp_path: Pat
     # the agent: user, offline install into the venv, config, owner-only credentials, service enabled
     assert "useradd --system --user-group --home-dir /var/lib/edge-agent --shell /usr/sbin/nologin" in log
     venv_python = root / "opt/edge-agent/venv/bin/python"
-    probe = subprocess.run([str(venv_python), "-c", "import edge_agent_probe, paho_probe, pydantic_core_probe"],
-                           capture_output=True, text=True)
+    probe = subprocess.run([str(venv_python), "-c", "import edge_agent_probe, paho_probe, pydantic_core_probe"], capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
     assert mode(root / "etc/edge-agent") == 0o750
     assert mode(root / "etc/edge-agent/gateway.toml") == 0o640
@@ -125,8 +135,7 @@ def test_legacy_first_boot_sets_up_system_and_agent(bookworm: Kit, tmp_path: Pat
 def test_cloud_init_first_boot_installs_agent_and_starts_it(trixie: Kit, tmp_path: Path) -> None:
     root, calls, env = make_root(tmp_path)
     boot = card_for(trixie, tmp_path)
-    result = subprocess.run(["bash", str(boot / "edge-agent/setup.sh"), "agent"], env=env, capture_output=True,
-                            text=True, timeout=240)
+    result = subprocess.run(["bash", str(boot / "edge-agent/setup.sh"), "agent"], env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     log = calls.read_text()
     assert f"systemctl --root={root} enable edge-agent.service" in log
@@ -140,8 +149,7 @@ def test_damaged_payload_stops_first_boot_with_a_marker(trixie: Kit, tmp_path: P
     boot = card_for(trixie, tmp_path)
     with open(boot / "edge-agent/gateway.toml", "ab") as f:
         f.write(b"# flipped\n")
-    result = subprocess.run(["bash", str(boot / "edge-agent/setup.sh"), "agent"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(["bash", str(boot / "edge-agent/setup.sh"), "agent"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "damaged" in (boot / "edge-agent/FIRSTBOOT-FAILED").read_text()
     assert not (root / "etc/edge-agent").exists()
@@ -161,15 +169,16 @@ def test_image_without_python3_venv_bootstraps_pip_from_the_card(trixie: Kit, tm
     root, calls, env = make_root(tmp_path)
     # python3 as on an image without python3-venv: `-m venv` fails unless --without-pip
     stub = tmp_path / "stubs" / "python3"
-    stub.write_text(f'#!/bin/sh\ncase "$*" in *"-m venv"*--without-pip*) exec {sys.executable} "$@";;\n'
-                    f'  *"-m venv"*) echo "ensurepip is not available" >&2; exit 1;;\nesac\nexec {sys.executable} "$@"\n')
+    stub.write_text(
+        f'#!/bin/sh\ncase "$*" in *"-m venv"*--without-pip*) exec {sys.executable} "$@";;\n'
+        f'  *"-m venv"*) echo "ensurepip is not available" >&2; exit 1;;\nesac\nexec {sys.executable} "$@"\n'
+    )
     stub.chmod(0o755)
     out = tmp_path / "card.img"
     argv = trixie.args(out, "--wheelhouse", str(house)) + ["--inventory", str(tmp_path / "inv")]  # the last one wins
     assert main(argv) == 0
     boot = extract_boot(out, root / "boot" / "firmware")
-    result = subprocess.run(["bash", str(boot / "edge-agent/setup.sh"), "agent"], env=env, capture_output=True,
-                            text=True, timeout=240)
+    result = subprocess.run(["bash", str(boot / "edge-agent/setup.sh"), "agent"], env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ensurepip is not available" in result.stderr  # the fallback really ran
     venv_python = root / "opt/edge-agent/venv/bin/python"

@@ -1,4 +1,5 @@
 """Small pure parts of the flashing tool: known-answer vectors and parsers."""
+
 from __future__ import annotations
 
 import io
@@ -52,7 +53,7 @@ def test_short_names_and_lfn_checksum() -> None:
 
 
 def test_ssh_key_fingerprint_refuses_mismatched_type() -> None:
-    line = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDT6lpbWFU9maJTtOq8cSq6hiOIbf+zL5FdqyFnOLt2a x")
+    line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDT6lpbWFU9maJTtOq8cSq6hiOIbf+zL5FdqyFnOLt2a x"
     assert key_fingerprint(line).startswith("SHA256:")
     with pytest.raises(ValueError, match="does not match"):
         key_fingerprint(line.replace("ssh-ed25519", "ssh-rsa", 1))

@@ -1,4 +1,5 @@
 """End to end: customise small Pi-like images, write them to image files, check every byte that matters."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,12 @@ def bookworm(tmp_path_factory: pytest.TempPathFactory) -> Kit:
 def test_trixie_card_carries_cloud_init_agent_config_and_credentials(trixie: Kit, tmp_path: Path, capsys) -> None:
     out = tmp_path / "card.img"
     inventory = tmp_path / "inv"
-    argv = trixie.args(out, "--timezone", "Europe/Berlin", "--ntp", "ntp1.city.example", "--wifi-ssid", "cabinet-net",
-                       "--wifi-country", "de") + ["--inventory", str(inventory)]
+    argv = trixie.args(out, "--timezone", "Europe/Berlin", "--ntp", "ntp1.city.example", "--wifi-ssid", "cabinet-net", "--wifi-country", "de") + [
+        "--inventory",
+        str(inventory),
+    ]
     import os
+
     os.environ["EDGE_WIFI_PSK"] = "correct horse battery"
     try:
         assert main(argv) == 0
@@ -44,7 +48,7 @@ def test_trixie_card_carries_cloud_init_agent_config_and_credentials(trixie: Kit
     assert partition2(out) == partition2(trixie.image)  # root file system byte-for-byte untouched
     assert out.read_bytes()[:440] == trixie.image.read_bytes()[:440]  # boot code unchanged
     assert out.read_bytes()[:512] == trixie.image.read_bytes()[:512]  # same partition table
-    boot = out.read_bytes()[BOOT_START * 512:]
+    boot = out.read_bytes()[BOOT_START * 512 :]
     (tmp_path / "boot.fat").write_bytes(boot[: 40 << 20])
     assert run("fsck.fat", "-n", str(tmp_path / "boot.fat")).returncode == 0
 
@@ -67,8 +71,11 @@ def test_trixie_card_carries_cloud_init_agent_config_and_credentials(trixie: Kit
     assert (payload / "gateway.toml").read_bytes() == trixie.config.read_bytes()
     assert (payload / "edge-agent.service").read_bytes() == (Path("config/systemd/edge-agent.service")).read_bytes()
     assert sorted(p.name for p in (payload / "wheels").iterdir()) == [
-        "edge_agent-0.1.0-py3-none-any.whl", "paho_mqtt-2.2.0-py3-none-any.whl",
-        "pydantic-2.14.0-py3-none-any.whl", "pydantic_core-2.50.0-py3-none-any.whl"]
+        "edge_agent-0.1.0-py3-none-any.whl",
+        "paho_mqtt-2.2.0-py3-none-any.whl",
+        "pydantic-2.14.0-py3-none-any.whl",
+        "pydantic_core-2.50.0-py3-none-any.whl",
+    ]
     # credentials where [uplink.tls] says, key and certificate belong together, signed by the CA for client auth
     key = serialization.load_pem_private_key((payload / "tls" / "gateway.key").read_bytes(), None)
     cert = x509.load_pem_x509_certificate((payload / "tls" / "gateway.pem").read_bytes())
@@ -88,9 +95,9 @@ def test_trixie_card_carries_cloud_init_agent_config_and_credentials(trixie: Kit
     assert len(rows) == 1
     row = rows[0]
     assert row["gateway_id"] == "gw-test-01" and row["status"] == "verified" and row["identity"] == "signed"
-    assert row["certificate_sha256"] == cert.fingerprint(__import__("cryptography.hazmat.primitives.hashes",
-                                                                   fromlist=["SHA256"]).SHA256()).hex()
+    assert row["certificate_sha256"] == cert.fingerprint(__import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256()).hex()
     import hashlib
+
     assert row["image_sha256"] == hashlib.sha256(trixie.image.read_bytes()).hexdigest()
     assert row["written_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     csv_lines = (inventory / "inventory.csv").read_text().splitlines()
@@ -100,15 +107,13 @@ def test_trixie_card_carries_cloud_init_agent_config_and_credentials(trixie: Kit
 
 def test_bookworm_card_uses_firstrun_and_cmdline(bookworm: Kit, tmp_path: Path) -> None:
     out = tmp_path / "card.img"
-    argv = bookworm.args(out, "--eth-address", "10.20.0.21/24", "--eth-gateway", "10.20.0.1", "--dns", "10.20.0.2",
-                         "--hostname", "cabinet-0412")
+    argv = bookworm.args(out, "--eth-address", "10.20.0.21/24", "--eth-gateway", "10.20.0.1", "--dns", "10.20.0.2", "--hostname", "cabinet-0412")
     assert main(argv) == 0
     assert partition2(out) == partition2(bookworm.image)
     cmdline = mtype(out, "cmdline.txt").decode()
-    assert cmdline == CMDLINE.strip() + (" systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot"
-                                         " systemd.unit=kernel-command-line.target\n")
+    assert cmdline == CMDLINE.strip() + (" systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target\n")
     firstrun = mtype(out, "firstrun.sh").decode()
-    assert "setup.sh\" system && bash" in firstrun and "sed -i 's| systemd.run.*||g'" in firstrun
+    assert 'setup.sh" system && bash' in firstrun and "sed -i 's| systemd.run.*||g'" in firstrun
     eth = mtype(out, "edge-agent/network/edge-eth0.nmconnection").decode()
     assert "address1=10.20.0.21/24,10.20.0.1" in eth and "dns=10.20.0.2;" in eth
     settings = mtype(out, "edge-agent/settings.env")
@@ -130,6 +135,7 @@ def test_xz_and_zip_sources_stream_to_the_same_disk_layout(trixie: Kit, tmp_path
         assert b"gw-test-01" in mtype(out, "edge-agent/manifest.json")
     rows = json.loads((trixie.inventory / "inventory.json").read_text())
     import hashlib
+
     assert rows[-2]["image_sha256"] == hashlib.sha256(xz.read_bytes()).hexdigest()
     assert rows[-1]["image_sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     # every card has its own key

@@ -27,10 +27,27 @@ def error_of(**kw: object) -> str:
 
 def test_every_shipped_profile_loads_with_canonical_units() -> None:
     assert {"eastron_sdm120", "eastron_sdm630", "xy_md02", "rs485_noise", "generic"} <= set(profile_names())
-    canonical = {"voltage": "V", "current": "A", "active_power": "W", "reactive_power": "var", "apparent_power": "VA", "power_factor": "", "frequency": "Hz", "energy_import": "kWh", "energy_export": "kWh", "temperature": "Cel", "relative_humidity": "%", "sound_level": "dB(A)"}
+    canonical = {
+        "voltage": "V",
+        "current": "A",
+        "active_power": "W",
+        "reactive_power": "var",
+        "apparent_power": "VA",
+        "power_factor": "",
+        "frequency": "Hz",
+        "energy_import": "kWh",
+        "energy_export": "kWh",
+        "temperature": "Cel",
+        "relative_humidity": "%",
+        "sound_level": "dB(A)",
+    }
     for name in profile_names():
         for p in device(profile=name).resolved_points:
-            base = p.name.split("_l")[0] if p.name.startswith(("voltage_l", "current_l", "active_power_l", "apparent_power_l", "reactive_power_l", "power_factor_l")) else p.name
+            base = (
+                p.name.split("_l")[0]
+                if p.name.startswith(("voltage_l", "current_l", "active_power_l", "apparent_power_l", "reactive_power_l", "power_factor_l"))
+                else p.name
+            )
             if base in canonical:
                 assert p.unit == canonical[base], (name, p.name)
 
@@ -82,7 +99,9 @@ def test_overlapping_points_rejected_with_addresses() -> None:
 
 def test_bits_of_one_register_do_not_overlap() -> None:
     device(points=[{"name": "a", "address": 3, "type": "bool", "bit": 0}, {"name": "b", "address": 3, "type": "bool", "bit": 1}])
-    assert "overlap" in error_of(points=[{"name": "a", "address": 3, "type": "bool", "bit": 1}, {"name": "b", "address": 3, "type": "bits", "bit": 0, "width": 2}])
+    assert "overlap" in error_of(
+        points=[{"name": "a", "address": 3, "type": "bool", "bit": 1}, {"name": "b", "address": 3, "type": "bits", "bit": 0, "width": 2}]
+    )
 
 
 def test_register_out_of_range() -> None:
@@ -92,8 +111,8 @@ def test_register_out_of_range() -> None:
 
 
 def test_type_must_fit_its_registers() -> None:
-    assert "a coil holds one bit; set type = \"bool\"" in error_of(points=[{"name": "a", "table": "coil", "address": 1, "type": "uint16"}])
-    assert "length only applies to type = \"string\"" in error_of(points=[{"name": "a", "address": 1, "type": "int32", "length": 4}])
+    assert 'a coil holds one bit; set type = "bool"' in error_of(points=[{"name": "a", "table": "coil", "address": 1, "type": "uint16"}])
+    assert 'length only applies to type = "string"' in error_of(points=[{"name": "a", "address": 1, "type": "int32", "length": 4}])
     assert "a string needs length" in error_of(points=[{"name": "a", "address": 1, "type": "string"}])
     assert "unknown type 'float16'" in error_of(points=[{"name": "a", "address": 1, "type": "float16"}])
     assert "do not fit one 16-bit register" in error_of(points=[{"name": "a", "address": 1, "type": "bits", "bit": 12, "width": 8}])

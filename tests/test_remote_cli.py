@@ -14,7 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_keygen_writes_a_private_key_and_prints_the_trusted_keys_line(tmp_path: Path) -> None:
     out = tmp_path / "hub-signing.key"
-    run = lambda: subprocess.run([sys.executable, "-m", "agent.cli.main", "remote", "keygen", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)  # noqa: E731
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "agent.cli.main", "remote", "keygen", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+
     first = run()
     assert first.returncode == 0, first.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600 and b"PRIVATE KEY" in out.read_bytes()

@@ -43,7 +43,13 @@ def test_a_signature_binds_command_gateway_and_every_byte() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"not json", b"[]", b'{"id": "a b", "ts": 1, "nonce": "0123456789abcdef"}', b'{"id": "a", "ts": "now", "nonce": "0123456789abcdef"}', b'{"id": "a", "ts": 1, "nonce": "short"}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"id": "a b", "ts": 1, "nonce": "0123456789abcdef"}',
+        b'{"id": "a", "ts": "now", "nonce": "0123456789abcdef"}',
+        b'{"id": "a", "ts": 1, "nonce": "short"}',
+    ],
 )
 def test_malformed_commands_are_refused_with_a_reason(payload: bytes) -> None:
     assert code("ping", payload) == "malformed"

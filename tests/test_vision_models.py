@@ -19,7 +19,7 @@ YOLO8 = {"output0": np.zeros((1, 6, 10), np.float32)}
 
 
 def test_unknown_manifest_key_is_an_error_naming_it(tmp_path):
-    folder = model_folder(tmp_path, YOLO8, extra_output='maen = [0.5, 0.5, 0.5]')
+    folder = model_folder(tmp_path, YOLO8, extra_output="maen = [0.5, 0.5, 0.5]")
     with pytest.raises(ModelError) as e:
         load_manifest(folder)
     assert "output.maen: unknown key" in str(e.value)

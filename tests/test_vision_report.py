@@ -43,8 +43,7 @@ def test_interval_without_analysed_frames_is_offline_not_zero() -> None:
 
 
 def test_bays_give_occupied_and_free_spaces_zones_give_share() -> None:
-    zones = [ZoneConfig(name="b1", kind="bay", polygon=SQUARE), ZoneConfig(name="b2", kind="bay", polygon=SQUARE),
-             ZoneConfig(name="crossing", polygon=SQUARE)]
+    zones = [ZoneConfig(name="b1", kind="bay", polygon=SQUARE), ZoneConfig(name="b2", kind="bay", polygon=SQUARE), ZoneConfig(name="crossing", polygon=SQUARE)]
     rep = CameraReport(camera(zones=zones))
     rep.interval_start = 100.0
     rep.zone("b1", 1, 100.0)

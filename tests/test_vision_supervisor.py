@@ -52,8 +52,9 @@ def make(vision: VisionConfig, started: list, readings: list[Reading]) -> Vision
         started.append(len(cameras))
         return DeadWorker()
 
-    return VisionSupervisor([CAM], vision, stamp=Clock("assume").reading, emit=readings.extend, log=logging.getLogger("test.vs"),
-                            data_dir=".", worker_factory=factory)
+    return VisionSupervisor(
+        [CAM], vision, stamp=Clock("assume").reading, emit=readings.extend, log=logging.getLogger("test.vs"), data_dir=".", worker_factory=factory
+    )
 
 
 def test_crashing_worker_is_restarted_at_most_max_restarts_per_window(caplog) -> None:

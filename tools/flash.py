@@ -2,6 +2,7 @@
 
 Run as `edge-flash ...` once installed, or `python tools/flash.py ...` from a checkout.
 """
+
 from __future__ import annotations
 
 import os

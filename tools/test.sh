@@ -40,6 +40,7 @@ echo "==> installing the agent with its vision and test extras into .venv"
 
 echo "==> lint (ruff)"
 .venv/bin/ruff check agent drivers tools hil_tests tests bench edge_models
+.venv/bin/ruff format --check agent drivers tools hil_tests tests bench edge_models
 
 echo "==> tests"
 export PATH="$PWD/.venv/bin:$PATH"

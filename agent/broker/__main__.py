@@ -14,15 +14,14 @@ from agent.broker.server import DEFAULT_MAX_PACKET_SIZE, EmbeddedBroker
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m agent.broker",
-        description="Embedded MQTT 3.1.1/5 broker for the demo and small sites "
-        "(no authentication: keep it on loopback).",
+        description="Embedded MQTT 3.1.1/5 broker for the demo and small sites (no authentication: keep it on loopback).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=1883, help="TCP port, 0 = any free port (default 1883)")
-    parser.add_argument("--max-packet-size", type=int, default=DEFAULT_MAX_PACKET_SIZE,
-                        help=f"largest accepted packet in bytes (default {DEFAULT_MAX_PACKET_SIZE})")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--max-packet-size", type=int, default=DEFAULT_MAX_PACKET_SIZE, help=f"largest accepted packet in bytes (default {DEFAULT_MAX_PACKET_SIZE})"
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
 
@@ -31,8 +30,9 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         port = await broker.start()
     except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. "
-              "Choose another port with --port, or stop the program using it.", file=sys.stderr)
+        print(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. Choose another port with --port, or stop the program using it.", file=sys.stderr
+        )
         return 2
     print(f"embedded MQTT broker listening on {args.host}:{port} (Ctrl-C to stop)", flush=True)
     stop = asyncio.Event()

@@ -38,8 +38,7 @@ WRITE_BUFFER_LIMIT = 256 * 1024
 class Settings:
     """Limits shared by all connections of one broker."""
 
-    def __init__(self, max_packet_size: int, max_inflight: int, max_queued: int,
-                 connect_timeout: float) -> None:
+    def __init__(self, max_packet_size: int, max_inflight: int, max_queued: int, connect_timeout: float) -> None:
         self.max_packet_size = max_packet_size
         self.max_inflight = max_inflight
         self.max_queued = max_queued
@@ -49,8 +48,7 @@ class Settings:
 
 
 class Connection:
-    def __init__(self, settings: Settings, router: Router,
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, settings: Settings, router: Router, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.settings = settings
         self.router = router
         self.reader = reader
@@ -80,8 +78,7 @@ class Connection:
             abnormal = await self._serve()
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             if self._timed_out and self.session is None:
-                log.info("%s sent no CONNECT within %.0f s; closed", self.name,
-                         self.settings.connect_timeout)
+                log.info("%s sent no CONNECT within %.0f s; closed", self.name, self.settings.connect_timeout)
             elif self._timed_out:
                 log.info("client %s exceeded its keep-alive; closed", self.name)
             else:
@@ -201,7 +198,9 @@ class Connection:
             client_id = "auto-" + secrets.token_hex(8)
         receive_max = props.get("receive_maximum", 65535) if props is not None else 65535
         session = Session(
-            client_id, v5, self.writer,
+            client_id,
+            v5,
+            self.writer,
             max_inflight=min(self.settings.max_inflight, receive_max),
             max_queued=self.settings.max_queued,
             high_water=self.settings.high_water,
@@ -222,8 +221,7 @@ class Connection:
         self.writer.write(p.encode_connack(v5, False, 0, tuple(ack_props)))
         self.session = session
         session.start_sender()
-        log.info("client %s connected from %s (MQTT %s)", client_id, self.peer,
-                 "5" if v5 else "3.1.1" if pkt.level == 4 else "3.1")
+        log.info("client %s connected from %s (MQTT %s)", client_id, self.peer, "5" if v5 else "3.1.1" if pkt.level == 4 else "3.1")
         return True
 
     # -- packets after CONNECT ----------------------------------------------------
@@ -267,8 +265,7 @@ class Connection:
             # Retransmission before PUBREL: already routed once, acknowledge only.
             self.writer.write(p.encode_ack(p.PUBREC, pkt.packet_id, self.v5))
             return
-        msg = Message(pkt.topic, pkt.payload, pkt.qos, pkt.retain,
-                      props.raw if props is not None else b"", origin=session)
+        msg = Message(pkt.topic, pkt.payload, pkt.qos, pkt.retain, props.raw if props is not None else b"", origin=session)
         if pkt.qos == 1 and self.router.should_hold(msg):
             ack = p.encode_ack(p.PUBACK, pkt.packet_id, self.v5)
             if not self.router.hold(msg, lambda: session.closed or self.writer.write(ack)):
@@ -314,4 +311,4 @@ def _strip_length(block: bytes) -> bytes:
     i = 0
     while block[i] & 0x80:
         i += 1
-    return block[i + 1:]
+    return block[i + 1 :]

@@ -81,8 +81,7 @@ def check_flags(ptype: int, flags: int) -> None:
 class Will:
     __slots__ = ("topic", "payload", "qos", "retain", "properties")
 
-    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool,
-                 properties: Properties | None) -> None:
+    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None) -> None:
         self.topic = topic
         self.payload = payload
         self.qos = qos
@@ -91,8 +90,7 @@ class Will:
 
 
 class Connect:
-    __slots__ = ("level", "clean", "keepalive", "client_id", "will", "username",
-                 "password", "properties")
+    __slots__ = ("level", "clean", "keepalive", "client_id", "will", "username", "password", "properties")
 
 
 def parse_connect(body: bytes) -> Connect:
@@ -238,8 +236,7 @@ def encode_connack(v5: bool, session_present: bool, reason: int, props: tuple = 
     return _frame(0x20, body)
 
 
-def encode_publish(topic: bytes, payload: bytes, qos: int, retain: bool, packet_id: int,
-                   props: bytes | None, dup: bool = False) -> bytes:
+def encode_publish(topic: bytes, payload: bytes, qos: int, retain: bool, packet_id: int, props: bytes | None, dup: bool = False) -> bytes:
     """`topic` is the already-encoded length-prefixed topic; `props` the raw v5
     property block (without its length) or None for a 3.1.1 client."""
     parts = [topic]

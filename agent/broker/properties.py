@@ -45,7 +45,7 @@ class Buf:
         end = self.pos + n
         if n < 0 or end > len(self.data):
             raise MalformedPacket("packet shorter than its fields say")
-        chunk = self.data[self.pos:end]
+        chunk = self.data[self.pos : end]
         self.pos = end
         return chunk
 
@@ -84,7 +84,7 @@ class Buf:
         return text
 
     def rest(self) -> bytes:
-        chunk = self.data[self.pos:]
+        chunk = self.data[self.pos :]
         self.pos = len(self.data)
         return chunk
 

@@ -92,8 +92,7 @@ class Router:
         session.subscriptions.pop(topic_filter, None)
         return self.tree.remove(topic_filter, session)
 
-    def send_retained(self, session: Session, topic_filter: str, opts: SubOptions,
-                      is_new: bool) -> None:
+    def send_retained(self, session: Session, topic_filter: str, opts: SubOptions, is_new: bool) -> None:
         if opts.retain_handling == 2 or (opts.retain_handling == 1 and not is_new):
             return
         for topic, msg in list(self.retained.items()):
@@ -139,5 +138,4 @@ class Router:
             except TimeoutError:
                 if not session.closed:
                     session.stalled = True
-                    log.warning("client %s is slow to read; publishers no longer wait for it",
-                                session.client_id)
+                    log.warning("client %s is slow to read; publishers no longer wait for it", session.client_id)

@@ -48,8 +48,7 @@ class EmbeddedBroker:
         self.host = host
         self._requested_port = port or 0  # None or 0: any free port
         self._port: int | None = None
-        self.settings = Settings(max_packet_size, max_inflight, max_queued_messages,
-                                 connect_timeout)
+        self.settings = Settings(max_packet_size, max_inflight, max_queued_messages, connect_timeout)
         # hold_unrouted > 0: QoS 1 messages nobody subscribed to are held (up
         # to this many) with their PUBACK withheld until a subscriber comes.
         self.router = Router(publisher_wait, hold_unrouted)
@@ -66,17 +65,16 @@ class EmbeddedBroker:
         if self._server is not None:
             return self.port
         if not _is_loopback(self.host):
-            log.warning("embedded broker listening on %s: it has no authentication, so any "
-                        "host that can reach this address can publish and subscribe", self.host)
+            log.warning(
+                "embedded broker listening on %s: it has no authentication, so any host that can reach this address can publish and subscribe", self.host
+            )
         self.settings.stopping = False
-        self._server = await asyncio.start_server(self._on_client, self.host,
-                                                  self._requested_port)
+        self._server = await asyncio.start_server(self._on_client, self.host, self._requested_port)
         self._port = self._server.sockets[0].getsockname()[1]
         log.info("embedded MQTT broker listening on %s:%d", self.host, self._port)
         return self._port
 
-    async def _on_client(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         conn = Connection(self.settings, self.router, reader, writer)
         self._connections[task] = conn

@@ -28,8 +28,7 @@ class Message:
 
     __slots__ = ("topic", "topic_bytes", "payload", "qos", "retain", "props", "origin")
 
-    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool,
-                 props: bytes = b"", origin: object = None) -> None:
+    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool, props: bytes = b"", origin: object = None) -> None:
         self.topic = topic
         self.topic_bytes = encode_topic(topic)
         self.payload = payload
@@ -50,9 +49,9 @@ class SubOptions:
 
 
 class Session:
-    def __init__(self, client_id: str, v5: bool, writer: PacketWriter, *,
-                 max_inflight: int, max_queued: int, high_water: int,
-                 max_packet_size: int | None) -> None:
+    def __init__(
+        self, client_id: str, v5: bool, writer: PacketWriter, *, max_inflight: int, max_queued: int, high_water: int, max_packet_size: int | None
+    ) -> None:
         self.client_id = client_id
         self.v5 = v5
         self.writer = writer
@@ -74,9 +73,7 @@ class Session:
         self._sender: asyncio.Task | None = None
 
     def start_sender(self) -> None:
-        self._sender = asyncio.get_running_loop().create_task(
-            self._send_loop(), name=f"mqtt-send-{self.client_id}"
-        )
+        self._sender = asyncio.get_running_loop().create_task(self._send_loop(), name=f"mqtt-send-{self.client_id}")
 
     def enqueue(self, msg: Message, qos: int, retain: bool) -> bool:
         """Queue for delivery; False if the queue is full and the message dropped."""
@@ -87,7 +84,9 @@ class Session:
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning(
                     "client %s is not reading: %d messages dropped (queue of %d full)",
-                    self.client_id, self.dropped, self.max_queued,
+                    self.client_id,
+                    self.dropped,
+                    self.max_queued,
                 )
             return False
         self.queue.append((msg, qos, retain))
@@ -124,13 +123,10 @@ class Session:
                     self.has_room.set()
                     self.stalled = False
                 pid = self._allocate_id() if qos else 0
-                data = encode_publish(
-                    msg.topic_bytes, msg.payload, qos, retain, pid, msg.props if self.v5 else None
-                )
+                data = encode_publish(msg.topic_bytes, msg.payload, qos, retain, pid, msg.props if self.v5 else None)
                 if self.max_packet_size is not None and len(data) > self.max_packet_size:
                     # MQTT 5: a message the client cannot take is discarded for it.
-                    log.info("message on %s too large for client %s, not sent",
-                             msg.topic, self.client_id)
+                    log.info("message on %s too large for client %s, not sent", msg.topic, self.client_id)
                     continue
                 if qos:
                     self.inflight[pid] = msg

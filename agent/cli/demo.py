@@ -47,7 +47,10 @@ async def _demo(args: Any, config: Any) -> int:
     os.makedirs(data_dir, exist_ok=True)
     busy = _busy_ports(config)
     if busy:
-        print(f"demo: ports {', '.join(map(str, busy))} on 127.0.0.1 are in use: is another demo running? Stop it, or change the ports in {args.config}", file=sys.stderr)
+        print(
+            f"demo: ports {', '.join(map(str, busy))} on 127.0.0.1 are in use: is another demo running? Stop it, or change the ports in {args.config}",
+            file=sys.stderr,
+        )
         return 2
     rig = DemoRig(config)
     await rig.start()

@@ -83,7 +83,9 @@ def register(sub: Any) -> None:
     p.add_argument("--baud", type=int, default=None, help="baud rate (default: the device's, else 9600)")
     p.add_argument("--parity", choices=["N", "E", "O"], default=None)
     p.add_argument("--seconds", type=float, default=5.0, help="how long to listen (default 5)")
-    p.add_argument("--codec", choices=["auto", "sds011", "pms5003", "nmea", "maxbotix", "modbus"], default="auto", help="parser to mark frames with (default: all)")
+    p.add_argument(
+        "--codec", choices=["auto", "sds011", "pms5003", "nmea", "maxbotix", "modbus"], default="auto", help="parser to mark frames with (default: all)"
+    )
 
     camera = ds.add_parser("camera", help="camera snapshot and bin-fill references")
     cs = camera.add_subparsers(dest="camera_command", metavar="ACTION", required=True)
@@ -133,7 +135,10 @@ def handle(args: Any) -> int:
         if os.environ.get("EDGE_AGENT_DEBUG"):
             raise
         print(ctx.style("error: ", "broken") + f"internal error in `diag {args.diag_target}`: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print(ctx.style("  -> this is a bug: rerun with EDGE_AGENT_DEBUG=1 for the traceback and attach `edge-agent diag bundle` to the report", "dim"), file=sys.stderr)
+        print(
+            ctx.style("  -> this is a bug: rerun with EDGE_AGENT_DEBUG=1 for the traceback and attach `edge-agent diag bundle` to the report", "dim"),
+            file=sys.stderr,
+        )
         return 2
     finally:
         ctx.close()

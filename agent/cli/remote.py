@@ -93,7 +93,9 @@ def send(args: Any) -> int:
             manifest = fh.read()
         with open(os.path.join(args.model_dir, tomllib.loads(manifest)["model"].get("file", "model.onnx")), "rb") as fh:
             model = fh.read()
-        cmd_args.update({"manifest": manifest, "sha256": hashlib.sha256(model).hexdigest(), "size": len(model), "chunks": max(1, -(-len(model) // (256 * 1024)))})
+        cmd_args.update(
+            {"manifest": manifest, "sha256": hashlib.sha256(model).hexdigest(), "size": len(model), "chunks": max(1, -(-len(model) // (256 * 1024)))}
+        )
     password = None
     if args.password_file:
         with open(args.password_file, encoding="utf-8") as fh:

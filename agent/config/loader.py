@@ -33,7 +33,18 @@ def load_config(path: str | os.PathLike[str]) -> Any:
     except IsADirectoryError:
         raise ConfigError([ConfigIssue(file, None, "", MISSING, "is a directory, not a config file", "name the .toml file itself")]) from None
     except PermissionError:
-        raise ConfigError([ConfigIssue(file, None, "", MISSING, "cannot read the file: permission denied", "run as the agent's user or fix the file's group (it should be readable by edge-agent)")]) from None
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file,
+                    None,
+                    "",
+                    MISSING,
+                    "cannot read the file: permission denied",
+                    "run as the agent's user or fix the file's group (it should be readable by edge-agent)",
+                )
+            ]
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -47,7 +58,9 @@ def load_config_text(text: str, file: str = "<config>") -> Any:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
-        raise ConfigError([ConfigIssue(file, line, "", MISSING, f"not valid TOML: {exc}", "check quotes, brackets and `key = value` syntax on that line")]) from None
+        raise ConfigError(
+            [ConfigIssue(file, line, "", MISSING, f"not valid TOML: {exc}", "check quotes, brackets and `key = value` syntax on that line")]
+        ) from None
     lines = TomlLines(text)
     try:
         return gateway_model().model_validate(raw)
@@ -161,7 +174,7 @@ def _issues_from_validation(exc: ValidationError, raw: Any, lines: TomlLines, fi
             continue
         loc = _normalise_loc(tuple(err["loc"]), raw)
         issues.append(_issue_for(err, loc, raw, lines, file))
-    issues.sort(key=lambda i: (i.line or 0))
+    issues.sort(key=lambda i: i.line or 0)
     return issues
 
 

@@ -24,7 +24,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class GatewaySection(StrictModel):
-    id: str = Field(pattern=NAME_PATTERN, description="Gateway id, unique in the city; the MQTT client id and topic level. Lower case letters, digits, - and _.")
+    id: str = Field(
+        pattern=NAME_PATTERN, description="Gateway id, unique in the city; the MQTT client id and topic level. Lower case letters, digits, - and _."
+    )
     site: str = Field(pattern=NAME_PATTERN, description="Site (district, cabinet group) the gateway belongs to; a topic level.")
     data_dir: str = Field("/var/lib/edge-agent", description="Where the outbox and state live; must be writable by the agent's user.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -58,13 +60,20 @@ def _check_cross_references(cfg: Any) -> Any:
                 known = ", ".join(sorted(bus_types)) or "none defined"
                 issues.append((("devices", i, "bus"), f"bus {bus_name!r} is not defined in [[buses]] (defined: {known})"))
             elif bus_types[bus_name] not in wanted:
-                issues.append((("devices", i, "bus"), f"bus {bus_name!r} is of type {bus_types[bus_name]!r} but driver {dev.driver!r} needs one of: {', '.join(wanted)}"))
+                issues.append(
+                    (("devices", i, "bus"), f"bus {bus_name!r} is of type {bus_types[bus_name]!r} but driver {dev.driver!r} needs one of: {', '.join(wanted)}")
+                )
             else:
                 users.setdefault(bus_name, []).append(i)
                 limit = registry.bus_class(bus_types[bus_name]).max_devices
                 if limit is not None and len(users[bus_name]) > limit:
                     first = cfg.devices[users[bus_name][0]].name
-                    issues.append((("devices", i, "bus"), f"bus {bus_name!r} ({bus_types[bus_name]}) already carries device {first!r} and takes {limit}; give each sensor its own [[buses]] entry (port)"))
+                    issues.append(
+                        (
+                            ("devices", i, "bus"),
+                            f"bus {bus_name!r} ({bus_types[bus_name]}) already carries device {first!r} and takes {limit}; give each sensor its own [[buses]] entry (port)",
+                        )
+                    )
     for i, cam in enumerate(cfg.cameras):
         if cam.name in names:
             issues.append((("cameras", i, "name"), f"camera name {cam.name!r} is already used by a {names[cam.name]}; names must be unique on the gateway"))

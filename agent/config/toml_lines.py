@@ -86,7 +86,7 @@ class TomlLines:
                 continue
             path = table + tuple(_split_dotted(key.group(1)))
             self._record(path, lineno)
-            value = raw[key.end():]
+            value = raw[key.end() :]
             for inner in _INLINE_KEY.finditer(value):
                 self._record(path + (_split_dotted(inner.group(1))[0],), lineno)
             stripped = value.strip()

@@ -90,9 +90,28 @@ class HubView:
 
 # What a person looks at first for each kind of device.
 HEADLINE = (
-    "active_power", "energy_import", "voltage", "temperature", "relative_humidity", "sound_level",
-    "pm2_5", "pm10", "fill_level", "overflow", "cars_in", "cars_out", "trucks_in", "trucks_out",
-    "people_in", "people_out", "free_spaces", "latitude", "longitude", "cpu_temperature", "load_1m", "disk_free",
+    "active_power",
+    "energy_import",
+    "voltage",
+    "temperature",
+    "relative_humidity",
+    "sound_level",
+    "pm2_5",
+    "pm10",
+    "fill_level",
+    "overflow",
+    "cars_in",
+    "cars_out",
+    "trucks_in",
+    "trucks_out",
+    "people_in",
+    "people_out",
+    "free_spaces",
+    "latitude",
+    "longitude",
+    "cpu_temperature",
+    "load_1m",
+    "disk_free",
 )
 
 

@@ -36,7 +36,9 @@ def summarise(path: str, device: str | None = None) -> dict[str, Any]:
         total, first, last, oldest, newest = conn.execute(f"SELECT COUNT(*), MIN(seq), MAX(seq), MIN(wall), MAX(wall) FROM outbox {where}", params).fetchone()
         per_device = [
             {"device": d, "count": n, "oldest": o, "statuses": s}
-            for d, n, o, s in conn.execute(f"SELECT device, COUNT(*), MIN(wall), GROUP_CONCAT(DISTINCT status) FROM outbox {where} GROUP BY device ORDER BY COUNT(*) DESC", params)
+            for d, n, o, s in conn.execute(
+                f"SELECT device, COUNT(*), MIN(wall), GROUP_CONCAT(DISTINCT status) FROM outbox {where} GROUP BY device ORDER BY COUNT(*) DESC", params
+            )
         ]
     finally:
         conn.close()

@@ -88,7 +88,9 @@ class DiagClient:
             try:
                 chunk = self._sock.recv(65536)
             except TimeoutError:
-                raise AgentUnreachable(f"the agent did not answer within {timeout or 0:g} s; it may be overloaded (check `top`) or hung (journalctl -u edge-agent)") from None
+                raise AgentUnreachable(
+                    f"the agent did not answer within {timeout or 0:g} s; it may be overloaded (check `top`) or hung (journalctl -u edge-agent)"
+                ) from None
             if not chunk:
                 raise AgentUnreachable("the agent closed the connection (it may be restarting); retry in a few seconds")
             self._buf += chunk
@@ -118,4 +120,3 @@ class DiagClient:
                 self.last_result = msg.get("result")
                 return
             raise RemoteError.from_reply(msg.get("error") or {})
-

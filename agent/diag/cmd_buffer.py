@@ -34,13 +34,23 @@ def run_buffer(ctx: Ctx) -> int:
     print(f"outbox {res['path']}: {res['count']} readings waiting, {size(res['file_bytes'])} on disk")
     if res["count"]:
         print(f"  sequence {res['first_seq']}..{res['last_seq']}, oldest {ago(res['oldest_wall'])}, newest {ago(res['newest_wall'])}")
-        print(table(["device", "waiting", "oldest", "statuses"], [[d["device"], d["count"], ago(d["oldest"]), d["statuses"]] for d in res["per_device"]], ctx.style))
+        print(
+            table(
+                ["device", "waiting", "oldest", "statuses"], [[d["device"], d["count"], ago(d["oldest"]), d["statuses"]] for d in res["per_device"]], ctx.style
+            )
+        )
     stats = res.get("stats") or {}
     if stats.get("dropped"):
         print(ctx.style(f"  {stats['dropped']} readings were dropped unsent: {stats.get('dropped_by_reason')}", "degraded"))
     if res.get("rows"):
         print()
-        print(table(["seq", "device", "metric", "value", "status", "when"], [[r["seq"], r["device"], r["metric"], value_text(r["value"], r["unit"]), r["status"], ago(r["wall"])] for r in res["rows"]], ctx.style))
+        print(
+            table(
+                ["seq", "device", "metric", "value", "status", "when"],
+                [[r["seq"], r["device"], r["metric"], value_text(r["value"], r["unit"]), r["status"], ago(r["wall"])] for r in res["rows"]],
+                ctx.style,
+            )
+        )
     return 0
 
 

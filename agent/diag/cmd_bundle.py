@@ -29,7 +29,9 @@ def _logs(ctx: Ctx) -> tuple[str, str]:
     unit = cfg.diagnostics.journal_unit if cfg is not None else "edge-agent"
     if shutil.which("journalctl"):
         try:
-            res = subprocess.run(["journalctl", "-u", unit, "--since", "-24h", "-n", "20000", "--no-pager", "-o", "short-iso"], capture_output=True, text=True, timeout=20)
+            res = subprocess.run(
+                ["journalctl", "-u", unit, "--since", "-24h", "-n", "20000", "--no-pager", "-o", "short-iso"], capture_output=True, text=True, timeout=20
+            )
             if res.returncode == 0 and res.stdout.strip() and "-- No entries --" not in res.stdout:
                 return f"journalctl -u {unit}", res.stdout[-LOG_BYTES:]
         except (OSError, subprocess.TimeoutExpired):
@@ -76,7 +78,14 @@ def run_bundle(ctx: Ctx) -> int:
     parts["versions.json"] = {**versions(), "platform": platform.platform(), "machine": platform.machine(), "os_release": _os_release()}
     log_source, parts["logs.txt"] = _logs(ctx)
     gateway = (parts["status.json"].get("gateway") if isinstance(parts["status.json"], dict) else None) or "gateway"
-    parts["manifest.json"] = {"gateway": gateway, "created": time.time(), "source": source, "logs": log_source, "redacted_files": sorted(set(secret_files)), "files": sorted(parts)}
+    parts["manifest.json"] = {
+        "gateway": gateway,
+        "created": time.time(),
+        "source": source,
+        "logs": log_source,
+        "redacted_files": sorted(set(secret_files)),
+        "files": sorted(parts),
+    }
     known = redact.known_secrets(secret_files)
     out = ctx.args.output or f"edge-agent-{gateway}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
     _write(out, parts, known)

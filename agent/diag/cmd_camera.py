@@ -62,7 +62,10 @@ def offline_snapshot(cam: Any) -> bytes:
     finally:
         cap.release()
     if not ok or frame is None:
-        raise CliError(f"cannot read a frame from {cam.source}", "check the camera's cable/power or the stream URL and credentials; `v4l2-ctl --list-devices` lists local cameras")
+        raise CliError(
+            f"cannot read a frame from {cam.source}",
+            "check the camera's cable/power or the stream URL and credentials; `v4l2-ctl --list-devices` lists local cameras",
+        )
     h, w = frame.shape[:2]
 
     def pt(p: Any) -> tuple[int, int]:

@@ -76,7 +76,10 @@ def _use_agent(ctx: Ctx) -> bool:
             held, _others = split_holders(port)
             if held:
                 # an agent without a diag socket (disabled, or hung) still owns the line
-                raise CliError(describe_holders(port, held) + " but does not answer on its diag socket", "stop it (sudo systemctl stop edge-agent) and retry; two masters on one RS-485 line garble each other")
+                raise CliError(
+                    describe_holders(port, held) + " but does not answer on its diag socket",
+                    "stop it (sudo systemctl stop edge-agent) and retry; two masters on one RS-485 line garble each other",
+                )
         where = a.bus or a.port or a.host
         ctx.note(f"{ctx.offline_reason}: opening {where} directly")
         return False
@@ -137,7 +140,9 @@ def _progress(ctx: Ctx, ev: dict[str, Any]) -> None:
     if ctx.json:
         return
     if ev.get("answered"):
-        print(f"  unit {ev['unit']:>3}: {ctx.style('answers', 'ok')} ({ev['result']}{', ' + ev['detail'] if ev.get('detail') else ''}, {ev['ms']} ms)", flush=True)
+        print(
+            f"  unit {ev['unit']:>3}: {ctx.style('answers', 'ok')} ({ev['result']}{', ' + ev['detail'] if ev.get('detail') else ''}, {ev['ms']} ms)", flush=True
+        )
     elif ev.get("result") == "bad_frame":
         print(f"  unit {ev['unit']:>3}: {ctx.style('garbled answer', 'degraded')}: {ev.get('detail')}", flush=True)
 
@@ -214,7 +219,9 @@ def run_read(ctx: Ctx) -> int:
     if decoded is None:
         print(table(["address", "value"], [[a.address + i, int(v)] for i, v in enumerate(values)], ctx.style))
         return EXIT_OK
-    print(table(["address", "hex", "uint16", "int16"], [[a.address + i, f"{v:04X}", v, v - 65536 if v > 32767 else v] for i, v in enumerate(values)], ctx.style))
+    print(
+        table(["address", "hex", "uint16", "int16"], [[a.address + i, f"{v:04X}", v, v - 65536 if v > 32767 else v] for i, v in enumerate(values)], ctx.style)
+    )
     print(f"as text: {decoded['ascii']!r}")
     cols = [c for c in decoded["columns"] if c not in ("uint16", "int16")]
     rows = [[a.address + r["offset"], r["order"], *[r[c] for c in cols]] for r in decoded["rows"] if any(r[c] != "" for c in cols)]

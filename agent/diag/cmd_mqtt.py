@@ -16,7 +16,10 @@ def run_check(ctx: Ctx) -> int:
         agent_uplink = ctx.call("status").get("uplink") or {}
     if up.broker == "embedded":
         if not agent_uplink.get("broker"):
-            raise CliError("the uplink uses the embedded (demo) broker, which only exists while the agent runs", "start the agent, or set [uplink] broker = \"external\" with the hub's host")
+            raise CliError(
+                "the uplink uses the embedded (demo) broker, which only exists while the agent runs",
+                'start the agent, or set [uplink] broker = "external" with the hub\'s host',
+            )
         host, _, port_s = agent_uplink["broker"].rpartition(":")
         port = int(port_s)
     else:
@@ -24,7 +27,9 @@ def run_check(ctx: Ctx) -> int:
     steps = Checker(cfg, host, port, timeout=ctx.args.timeout).run()
     failed = next((s for s in steps if not s["ok"]), None)
     if ctx.json:
-        ctx.emit_json({"broker": f"{host}:{port}", "ok": failed is None, "failed_step": failed["step"] if failed else None, "steps": steps, "agent_uplink": agent_uplink})
+        ctx.emit_json(
+            {"broker": f"{host}:{port}", "ok": failed is None, "failed_step": failed["step"] if failed else None, "steps": steps, "agent_uplink": agent_uplink}
+        )
         return EXIT_BROKEN if failed else EXIT_OK
     print(f"checking the uplink to {host}:{port} ({'TLS' if up.tls else 'plain MQTT'})")
     rows = [[s["step"], ("ok", "ok") if s["ok"] else ("FAILED", "broken"), f"{s['ms']:.0f} ms", s["detail"]] for s in steps]
@@ -32,7 +37,9 @@ def run_check(ctx: Ctx) -> int:
     for s in steps:
         cert = (s.get("facts") or {}).get("broker_certificate")
         if cert:
-            print(f"  broker certificate: {cert.get('subject')}, issued by {cert.get('issuer')}, names {', '.join(cert.get('names', [])) or '-'}, expires in {cert.get('days_left', 0):.0f} days")
+            print(
+                f"  broker certificate: {cert.get('subject')}, issued by {cert.get('issuer')}, names {', '.join(cert.get('names', [])) or '-'}, expires in {cert.get('days_left', 0):.0f} days"
+            )
     if failed:
         print(ctx.style(f"first failing step: {failed['step']}", "broken"))
         print(ctx.style("  -> " + failed["hint"], "dim"))

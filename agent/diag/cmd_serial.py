@@ -40,7 +40,10 @@ def _port_and_settings(ctx: Ctx) -> tuple[str, int, str, str]:
         if bus is None:
             raise CliError(f"no bus {a.bus!r} in {ctx.config_path}", "known: " + ", ".join(b.name for b in cfg.buses))
         if not isinstance(getattr(bus, "port", None), str):
-            raise CliError(f"bus {a.bus!r} is a network bus ({bus.type}); there is no serial line here to sniff", "use `diag modbus scan`/`read`, or sniff on the converter's serial side")
+            raise CliError(
+                f"bus {a.bus!r} is a network bus ({bus.type}); there is no serial line here to sniff",
+                "use `diag modbus scan`/`read`, or sniff on the converter's serial side",
+            )
         name = name or a.bus
         port = port or bus.port
         baud = baud or getattr(bus, "baudrate", None)
@@ -77,7 +80,11 @@ def _capture(port: str, baud: int, parity: str, seconds: float) -> bytes:
     try:
         ser = serial.Serial(port, baudrate=baud, parity=parity, timeout=0.1)
     except (serial.SerialException, OSError, ValueError) as exc:
-        hint = "add yourself to the dialout group (sudo usermod -aG dialout $USER) or use sudo" if "ermission" in str(exc) else "check the port path and the adapter"
+        hint = (
+            "add yourself to the dialout group (sudo usermod -aG dialout $USER) or use sudo"
+            if "ermission" in str(exc)
+            else "check the port path and the adapter"
+        )
         raise CliError(f"cannot open {port}: {exc}", hint) from None
     buf = bytearray()
     deadline = time.monotonic() + seconds
@@ -145,7 +152,9 @@ def _report(ctx: Ctx, data: bytes, codecs: list[str], where: str) -> int:
         return EXIT_OK if summ["frames"] else EXIT_DEGRADED
     if not data:
         print(f"{where}: no bytes at all")
-        ctx.note("nothing on the line: check the sensor's power and TX wire (sensor TX to adapter RX), and that it sends by itself (SDS011 in query mode waits to be asked)")
+        ctx.note(
+            "nothing on the line: check the sensor's power and TX wire (sensor TX to adapter RX), and that it sends by itself (SDS011 in query mode waits to be asked)"
+        )
         return EXIT_DEGRADED
     print(sniff.hexdump(data[:4096], frames, ctx.style))
     if len(data) > 4096:
@@ -157,7 +166,9 @@ def _report(ctx: Ctx, data: bytes, codecs: list[str], where: str) -> int:
     for f in [f for f in frames if f["kind"] == "frame"][:5]:
         print(f"  {f['codec']} @{f['start']}: {sniff.describe(f)}")
     if not summ["frames"]:
-        ctx.note("bytes arrive but no known frame: wrong baud rate (try 9600 for SDS011/PMS5003/NMEA, 4800 for some GPS), wrong sensor type, or noise from a loose wire")
+        ctx.note(
+            "bytes arrive but no known frame: wrong baud rate (try 9600 for SDS011/PMS5003/NMEA, 4800 for some GPS), wrong sensor type, or noise from a loose wire"
+        )
         return EXIT_DEGRADED
     if summ["unrecognised_bytes"] > summ["bytes"] // 4:
         ctx.note("a quarter or more of the bytes are garbage: check the wiring, ground and cable length")

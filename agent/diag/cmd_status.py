@@ -16,9 +16,25 @@ def offline_status(ctx: Ctx) -> dict[str, Any]:
     """What can be said with the agent stopped: config, disk, certificates, the outbox file."""
     cfg = ctx.config
     st: dict[str, Any] = {"gateway": "?", "site": "?", "now": time.time(), "agent_running": False}
-    findings = [health.finding(health.BROKEN, "agent", "agent", f"not running: {ctx.offline_reason}", "start it: sudo systemctl start edge-agent; if it does not stay up: journalctl -u edge-agent -n 50")]
+    findings = [
+        health.finding(
+            health.BROKEN,
+            "agent",
+            "agent",
+            f"not running: {ctx.offline_reason}",
+            "start it: sudo systemctl start edge-agent; if it does not stay up: journalctl -u edge-agent -n 50",
+        )
+    ]
     if cfg is None:
-        findings.append(health.finding(health.BROKEN, "config", "config", ctx.config_error.splitlines()[0] if ctx.config_error else "no config", "pass --config FILE; check it with `edge-agent config check FILE`"))
+        findings.append(
+            health.finding(
+                health.BROKEN,
+                "config",
+                "config",
+                ctx.config_error.splitlines()[0] if ctx.config_error else "no config",
+                "pass --config FILE; check it with `edge-agent config check FILE`",
+            )
+        )
         st["system"] = system_facts("/")
     else:
         st.update(gateway=cfg.gateway.id, site=cfg.gateway.site)
@@ -67,7 +83,9 @@ def run_devices(ctx: Ctx) -> int:
             ctx.emit_json({"agent_running": False, "devices": [d.model_dump(mode="json") for d in cfg.devices]})
             return 2
         ctx.note(f"{ctx.offline_reason}: live values need the agent. Configured devices:")
-        print(table(["device", "driver", "bus", "poll s"], [[d.name, d.driver, getattr(d, "bus", None) or "-", d.poll_interval] for d in cfg.devices], ctx.style))
+        print(
+            table(["device", "driver", "bus", "poll s"], [[d.name, d.driver, getattr(d, "bus", None) or "-", d.poll_interval] for d in cfg.devices], ctx.style)
+        )
         ctx.note("read a device directly with `edge-agent diag modbus read --bus BUS --unit N --address A`")
         return 2
     res = ctx.call("devices")
@@ -86,7 +104,17 @@ def run_devices(ctx: Ctx) -> int:
             rows.append([name, state, "-", "-", "-", "", (d.get("last_error") or "").split(" | ")[0]])
         for i, (metric, r) in enumerate(sorted(readings.items())):
             st_style = "ok" if r.get("status") == "ok" else "broken"
-            rows.append([name if i == 0 else "", state if i == 0 else "", metric, value_text(r.get("value"), r.get("unit", "")), (r.get("status"), st_style), ago(r.get("wall"), now), (d.get("last_error") or "").split(" | ")[0] if i == 0 else ""])
+            rows.append(
+                [
+                    name if i == 0 else "",
+                    state if i == 0 else "",
+                    metric,
+                    value_text(r.get("value"), r.get("unit", "")),
+                    (r.get("status"), st_style),
+                    ago(r.get("wall"), now),
+                    (d.get("last_error") or "").split(" | ")[0] if i == 0 else "",
+                ]
+            )
     print(table(["device", "state", "metric", "value", "status", "when", "last error"], rows, ctx.style))
     return worst
 

@@ -110,7 +110,9 @@ class Ctx:
     def call(self, cmd: str, **args: Any) -> Any:
         client = self.agent()
         if client is None:
-            raise CliError(f"the agent is not running ({self.offline_reason})", "start it (sudo systemctl start edge-agent) or use a command that works offline")
+            raise CliError(
+                f"the agent is not running ({self.offline_reason})", "start it (sudo systemctl start edge-agent) or use a command that works offline"
+            )
         try:
             return client.call(cmd, **args)
         except RemoteError as err:

@@ -37,7 +37,14 @@ def full_status(agent: Any) -> dict[str, Any]:
 async def h_hello(agent: Any, args: dict[str, Any], emit: Emit) -> Any:
     from agent import __version__
 
-    return {"protocol": PROTOCOL_VERSION, "agent": __version__, "pid": os.getpid(), "gateway": agent.config.gateway.id, "config_path": agent.config_path, "data_dir": agent.data_dir}
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "agent": __version__,
+        "pid": os.getpid(),
+        "gateway": agent.config.gateway.id,
+        "config_path": agent.config_path,
+        "data_dir": agent.data_dir,
+    }
 
 
 async def h_status(agent: Any, args: dict[str, Any], emit: Emit) -> Any:

@@ -96,6 +96,7 @@ async def h_camera_snapshot(agent: Any, args: dict[str, Any], emit: Any) -> Any:
 
 def camera_geometry(cfg: Any) -> dict[str, Any]:
     """Lines, zones and bin regions of a camera as plain lists (normalised 0..1)."""
+
     def dump(items: Any) -> list[dict[str, Any]]:
         return json.loads(json.dumps([as_dict(i) for i in (items or [])]))
 
@@ -114,7 +115,9 @@ async def h_camera_reference(agent: Any, args: dict[str, Any], emit: Any) -> Any
     except TimeoutError:
         raise DiagError(FAILED, f"camera {camera!r} gave no frame within 20 s", "check the camera (`diag status`)") from None
     except (LookupError, RuntimeError, ValueError, OSError) as exc:
-        raise DiagError(FAILED, f"recording the {which} reference of bin {bin_name!r} failed: {exc}", "check the bin name in [[cameras.bins]] and that the camera sees it") from None
+        raise DiagError(
+            FAILED, f"recording the {which} reference of bin {bin_name!r} failed: {exc}", "check the bin name in [[cameras.bins]] and that the camera sees it"
+        ) from None
     return {"camera": camera, "bin": bin_name, "which": which, "saved": saved}
 
 

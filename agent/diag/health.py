@@ -67,7 +67,15 @@ def evaluate(st: dict[str, Any], now: float | None = None) -> list[dict[str, str
     out += _outbox(st.get("outbox") or {}, now)
     clock = st.get("clock") or {}
     if clock and not clock.get("synced"):
-        out.append(finding(DEGRADED, "clock", "clock", f"wall clock not synchronised (source {clock.get('source')})", "check NTP reachability (timedatectl) or the GPS; readings are kept and re-based once it syncs"))
+        out.append(
+            finding(
+                DEGRADED,
+                "clock",
+                "clock",
+                f"wall clock not synchronised (source {clock.get('source')})",
+                "check NTP reachability (timedatectl) or the GPS; readings are kept and re-based once it syncs",
+            )
+        )
     elif clock:
         out.append(finding(OK, "clock", "clock", f"synchronised ({clock.get('source')})"))
     for name, dev in sorted((st.get("devices") or {}).items()):
@@ -75,14 +83,30 @@ def evaluate(st: dict[str, Any], now: float | None = None) -> list[dict[str, str
     cams = st.get("cameras") if isinstance(st.get("cameras"), dict) else {}
     worker = cams.get("worker") or {}
     if worker and not worker.get("alive"):
-        out.append(finding(BROKEN, "camera", "vision worker", f"not running ({worker.get('restarts', 0)} restarts): {worker.get('last_error') or 'no error recorded'}", "see the journal (journalctl -u edge-agent); a model file or camera driver problem stops the worker"))
+        out.append(
+            finding(
+                BROKEN,
+                "camera",
+                "vision worker",
+                f"not running ({worker.get('restarts', 0)} restarts): {worker.get('last_error') or 'no error recorded'}",
+                "see the journal (journalctl -u edge-agent); a model file or camera driver problem stops the worker",
+            )
+        )
     for name, cam in sorted(cams.items()):
         if name != "worker" and isinstance(cam, dict):
             out.append(_camera(name, cam))
     out += _load(st.get("load") or {})
     for name, task in sorted((st.get("tasks") or {}).items()):
         if task.get("failing"):
-            out.append(finding(BROKEN, "task", name, f"crashing and restarting ({task.get('restarts')} restarts): {task.get('last_error')}", "see the journal (journalctl -u edge-agent) and attach `diag bundle` to a report"))
+            out.append(
+                finding(
+                    BROKEN,
+                    "task",
+                    name,
+                    f"crashing and restarting ({task.get('restarts')} restarts): {task.get('last_error')}",
+                    "see the journal (journalctl -u edge-agent) and attach `diag bundle` to a report",
+                )
+            )
     out += _system(st.get("system") or {})
     out.sort(key=lambda f: -LEVELS[f["level"]])
     return out
@@ -101,11 +125,21 @@ def _uplink(up: dict[str, Any], certs: list[dict[str, Any]], now: float) -> list
             out.append(finding(OK, "uplink", "uplink", f"connected to {where}; last acknowledged {_ago(last_ack, now)}"))
         else:
             err = f": {up['last_error']}" if up.get("last_error") else ""
-            out.append(finding(BROKEN, "uplink", "uplink", f"not connected to {where}{err}; last acknowledged {_ago(last_ack, now)}", "run `edge-agent diag mqtt check` to find the failing step; readings are kept in the outbox meanwhile"))
+            out.append(
+                finding(
+                    BROKEN,
+                    "uplink",
+                    "uplink",
+                    f"not connected to {where}{err}; last acknowledged {_ago(last_ack, now)}",
+                    "run `edge-agent diag mqtt check` to find the failing step; readings are kept in the outbox meanwhile",
+                )
+            )
     certs = list(certs)
     for role, key in (("broker", "server_cert_expiry"), ("client", "cert_expiry")):
         if up.get(key) and not any(c.get("role") == role for c in certs):
-            certs.append({"role": role, "subject": up.get("broker", "") if role == "broker" else "uplink.tls.cert_file", "days_left": round((up[key] - now) / 86400, 1)})
+            certs.append(
+                {"role": role, "subject": up.get("broker", "") if role == "broker" else "uplink.tls.cert_file", "days_left": round((up[key] - now) / 86400, 1)}
+            )
     for cert in certs:
         label = f"{cert.get('role', '')} certificate"
         if "error" in cert:
@@ -115,7 +149,15 @@ def _uplink(up: dict[str, Any], certs: list[dict[str, Any]], now: float) -> list
         if days is None:
             continue
         if days < 0:
-            out.append(finding(BROKEN, "uplink", label, f"expired {-days:.0f} days ago ({cert.get('subject')})", "install a renewed certificate (edge-flash or the hub's renewal) and restart the agent"))
+            out.append(
+                finding(
+                    BROKEN,
+                    "uplink",
+                    label,
+                    f"expired {-days:.0f} days ago ({cert.get('subject')})",
+                    "install a renewed certificate (edge-flash or the hub's renewal) and restart the agent",
+                )
+            )
         elif days < CERT_WARN_DAYS:
             out.append(finding(DEGRADED, "uplink", label, f"expires in {days:.0f} days ({cert.get('subject')})", "renew the certificate before it expires"))
     return out
@@ -131,12 +173,36 @@ def _outbox(ob: dict[str, Any], now: float) -> list[dict[str, str]]:
         age = now - ob["oldest_wall"]
     out = []
     if ob.get("degraded"):
-        out.append(finding(BROKEN, "outbox", "outbox", f"storage failing, readings held in memory only: {ob.get('last_error')}", "check the SD card and free space on the data partition (dmesg, df -h); the agent retries the file"))
+        out.append(
+            finding(
+                BROKEN,
+                "outbox",
+                "outbox",
+                f"storage failing, readings held in memory only: {ob.get('last_error')}",
+                "check the SD card and free space on the data partition (dmesg, df -h); the agent retries the file",
+            )
+        )
     if dropped:
         reasons = ", ".join(f"{k} {v}" for k, v in (ob.get("dropped_by_reason") or {}).items()) or "cap reached"
-        out.append(finding(DEGRADED, "outbox", "outbox", f"{dropped} readings dropped unsent ({reasons}); {depth} waiting", "the uplink was down longer than [storage] caps allow; fix the uplink, or raise max_bytes if the disk allows"))
+        out.append(
+            finding(
+                DEGRADED,
+                "outbox",
+                "outbox",
+                f"{dropped} readings dropped unsent ({reasons}); {depth} waiting",
+                "the uplink was down longer than [storage] caps allow; fix the uplink, or raise max_bytes if the disk allows",
+            )
+        )
     elif age is not None and depth and age > OUTBOX_OLD:
-        out.append(finding(DEGRADED, "outbox", "outbox", f"{depth} readings waiting, oldest {age / 3600:.1f} h old", "the uplink is not draining the outbox: `edge-agent diag mqtt check`"))
+        out.append(
+            finding(
+                DEGRADED,
+                "outbox",
+                "outbox",
+                f"{depth} readings waiting, oldest {age / 3600:.1f} h old",
+                "the uplink is not draining the outbox: `edge-agent diag mqtt check`",
+            )
+        )
     if not out:
         out.append(finding(OK, "outbox", "outbox", f"{depth} readings waiting"))
     return out
@@ -150,14 +216,32 @@ def _device(name: str, dev: dict[str, Any], now: float) -> dict[str, str]:
     if not polls:
         return finding(OK, "device", name, "waiting for the first poll")
     if not dev.get("online"):
-        return finding(BROKEN, "device", name, f"offline since {_ago(dev.get('last_error_at'), now)}: {err}; last good reading {_ago(dev.get('last_ok'), now)}", hint_for(err))
+        return finding(
+            BROKEN,
+            "device",
+            name,
+            f"offline since {_ago(dev.get('last_error_at'), now)}: {err}; last good reading {_ago(dev.get('last_ok'), now)}",
+            hint_for(err),
+        )
     if bad:
         m, r = sorted(bad.items())[0]
         more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
-        return finding(DEGRADED, "device", name, f"{m}: {r.get('status')} {r.get('detail', '') or ''}".rstrip() + more, hint_for(f"{r.get('status')} {r.get('detail', '')}"))
+        return finding(
+            DEGRADED,
+            "device",
+            name,
+            f"{m}: {r.get('status')} {r.get('detail', '') or ''}".rstrip() + more,
+            hint_for(f"{r.get('status')} {r.get('detail', '')}"),
+        )
     if err and dev.get("last_error_at") and dev.get("last_ok") and dev["last_error_at"] > now - 600:
         total = sum(counts.values())
-        return finding(DEGRADED, "device", name, f"online, but {total} error{'' if total == 1 else 's'} lately; last {_ago(dev['last_error_at'], now)}: {err}", hint_for(err))
+        return finding(
+            DEGRADED,
+            "device",
+            name,
+            f"online, but {total} error{'' if total == 1 else 's'} lately; last {_ago(dev['last_error_at'], now)}: {err}",
+            hint_for(err),
+        )
     return finding(OK, "device", name, f"online, last reading {_ago(dev.get('last_ok'), now)}")
 
 
@@ -190,18 +274,38 @@ def _camera(name: str, cam: dict[str, Any]) -> dict[str, str]:
     summary = f"{fps if fps is not None else '?'} fps, {cam.get('frames_analysed', 0)} frames analysed, detect {inference_ms(cam) or '-'} ms, model {cam.get('model') or '-'}"
     if err and not fps:
         if "model" in err.lower():
-            return finding(BROKEN, "camera", name, f"not analysing: {err}", "the model files are missing or broken: check edge_models/<model>/ (model.onnx and manifest.toml) and [vision] models_dir; see docs/vision-models.md")
-        return finding(BROKEN, "camera", name, f"no frames: {err}", "check the camera's power, cable or stream URL; `edge-agent diag camera snapshot` shows what the agent sees")
+            return finding(
+                BROKEN,
+                "camera",
+                name,
+                f"not analysing: {err}",
+                "the model files are missing or broken: check edge_models/<model>/ (model.onnx and manifest.toml) and [vision] models_dir; see docs/vision-models.md",
+            )
+        return finding(
+            BROKEN,
+            "camera",
+            name,
+            f"no frames: {err}",
+            "check the camera's power, cable or stream URL; `edge-agent diag camera snapshot` shows what the agent sees",
+        )
     if err:
         return finding(DEGRADED, "camera", name, f"{summary}; {err}", "see the camera's last error")
     refs = cam.get("reference_errors") or cam.get("bin_errors") or {}
     if refs:
         bin_name, why = sorted(refs.items())[0]
         more = f" (+{len(refs) - 1} more bins)" if len(refs) > 1 else ""
-        return finding(DEGRADED, "camera", name, f"{summary}; bin {bin_name}: {why}{more}", f"record the bin references: `edge-agent diag camera reference {name} {bin_name} empty` (and `full`)")
+        return finding(
+            DEGRADED,
+            "camera",
+            name,
+            f"{summary}; bin {bin_name}: {why}{more}",
+            f"record the bin references: `edge-agent diag camera reference {name} {bin_name} empty` (and `full`)",
+        )
     missed, done = cam.get("slots_missed") or 0, cam.get("frames_analysed") or 0
     if missed and missed > 0.2 * max(done, 1):
-        return finding(DEGRADED, "camera", name, f"{summary}; {missed} analysis slots missed", "the gateway cannot keep up: lower detect_fps or use a smaller model")
+        return finding(
+            DEGRADED, "camera", name, f"{summary}; {missed} analysis slots missed", "the gateway cannot keep up: lower detect_fps or use a smaller model"
+        )
     return finding(OK, "camera", name, summary)
 
 
@@ -223,5 +327,13 @@ def _system(sysf: dict[str, Any]) -> list[dict[str, str]]:
         out.append(finding(BROKEN, "system", "disk", sysf["disk_error"], "check that the data_dir exists and is mounted"))
     mt, ma = sysf.get("memory_total"), sysf.get("memory_available")
     if mt and ma is not None and ma / mt < 0.05:
-        out.append(finding(DEGRADED, "system", "memory", f"only {ma / 1e6:.0f} MB of {mt / 1e6:.0f} MB available", "a camera or a large outbox backlog uses too much memory; see `diag status --json`"))
+        out.append(
+            finding(
+                DEGRADED,
+                "system",
+                "memory",
+                f"only {ma / 1e6:.0f} MB of {mt / 1e6:.0f} MB available",
+                "a camera or a large outbox backlog uses too much memory; see `diag status --json`",
+            )
+        )
     return out

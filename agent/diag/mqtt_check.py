@@ -31,7 +31,14 @@ class Step:
         self.facts: dict[str, Any] = {}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.name, "ok": self.ok, "ms": round(self.ms, 1), "detail": self.detail, "hint": self.hint, **({"facts": self.facts} if self.facts else {})}
+        return {
+            "step": self.name,
+            "ok": self.ok,
+            "ms": round(self.ms, 1),
+            "detail": self.detail,
+            "hint": self.hint,
+            **({"facts": self.facts} if self.facts else {}),
+        }
 
 
 class Failed(Exception):
@@ -72,7 +79,9 @@ class Checker:
     # -- steps ----------------------------------------------------------------
     def local_files(self) -> None:
         tls = self.up.tls
-        files = [("password_file", self.up.password_file)] + ([("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)] if tls else [])
+        files = [("password_file", self.up.password_file)] + (
+            [("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)] if tls else []
+        )
         files = [(k, v) for k, v in files if v]
         if not files:
             return
@@ -80,12 +89,24 @@ class Checker:
         t0 = time.monotonic()
         for key, path in files:
             if not os.access(path, os.R_OK):
-                self._timed(st, t0, False, f"cannot read uplink {key} {path}", "check the path in [uplink], and that the file is readable by the agent's user (run diag as that user or with sudo)")
+                self._timed(
+                    st,
+                    t0,
+                    False,
+                    f"cannot read uplink {key} {path}",
+                    "check the path in [uplink], and that the file is readable by the agent's user (run diag as that user or with sudo)",
+                )
         if tls and tls.cert_file:
             facts = certificate_facts(tls.cert_file)
             st.facts["client_certificate"] = facts
             if facts.get("days_left", 1) < 0:
-                self._timed(st, t0, False, f"the client certificate {tls.cert_file} expired {-facts['days_left']:.0f} days ago ({facts.get('subject')})", "install a renewed client certificate (re-provision the gateway) and restart the agent")
+                self._timed(
+                    st,
+                    t0,
+                    False,
+                    f"the client certificate {tls.cert_file} expired {-facts['days_left']:.0f} days ago ({facts.get('subject')})",
+                    "install a renewed client certificate (re-provision the gateway) and restart the agent",
+                )
         self._timed(st, t0, True, f"{len(files)} file(s) readable")
 
     def dns(self) -> None:
@@ -94,7 +115,13 @@ class Checker:
         try:
             infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            self._timed(st, t0, False, f"cannot resolve {self.host!r}: {exc.strerror}", "check [uplink] host for typos and the gateway's DNS (/etc/resolv.conf, the router or APN); an IP address avoids DNS")
+            self._timed(
+                st,
+                t0,
+                False,
+                f"cannot resolve {self.host!r}: {exc.strerror}",
+                "check [uplink] host for typos and the gateway's DNS (/etc/resolv.conf, the router or APN); an IP address avoids DNS",
+            )
         self._addr = infos[0][4]
         self._timed(st, t0, True, f"{self.host} -> {self._addr[0]}")
 
@@ -105,11 +132,29 @@ class Checker:
             with socket.create_connection(self._addr[:2], timeout=self.timeout):
                 pass
         except ConnectionRefusedError:
-            self._timed(st, t0, False, f"{self._addr[0]}:{self.port} refused the connection: no broker listens there", "the broker is down or the port is wrong ([uplink] port; 8883 is MQTT over TLS, 1883 plain)")
+            self._timed(
+                st,
+                t0,
+                False,
+                f"{self._addr[0]}:{self.port} refused the connection: no broker listens there",
+                "the broker is down or the port is wrong ([uplink] port; 8883 is MQTT over TLS, 1883 plain)",
+            )
         except TimeoutError:
-            self._timed(st, t0, False, f"no answer from {self._addr[0]}:{self.port} within {self.timeout:g} s", "a firewall or the mobile network drops the traffic: check the router, APN and that the hub allows this gateway's address")
+            self._timed(
+                st,
+                t0,
+                False,
+                f"no answer from {self._addr[0]}:{self.port} within {self.timeout:g} s",
+                "a firewall or the mobile network drops the traffic: check the router, APN and that the hub allows this gateway's address",
+            )
         except OSError as exc:
-            self._timed(st, t0, False, f"cannot reach {self._addr[0]}:{self.port}: {exc.strerror or exc}", "check the network link (ip addr, ip route) and the default gateway")
+            self._timed(
+                st,
+                t0,
+                False,
+                f"cannot reach {self._addr[0]}:{self.port}: {exc.strerror or exc}",
+                "check the network link (ip addr, ip route) and the default gateway",
+            )
         self._timed(st, t0, True, f"connected to {self._addr[0]}:{self.port}")
 
     def tls(self) -> None:
@@ -120,7 +165,9 @@ class Checker:
         try:
             ctx = tls_context(self.up.tls)
         except (OSError, ssl.SSLError) as exc:
-            self._timed(st, t0, False, f"cannot load the TLS files: {exc}", "check uplink.tls ca_file, cert_file and key_file (the key must match the certificate)")
+            self._timed(
+                st, t0, False, f"cannot load the TLS files: {exc}", "check uplink.tls ca_file, cert_file and key_file (the key must match the certificate)"
+            )
         try:
             with socket.create_connection(self._addr[:2], timeout=self.timeout) as raw, ctx.wrap_socket(raw, server_hostname=self.host) as tls:
                 der = tls.getpeercert(binary_form=True)
@@ -128,13 +175,26 @@ class Checker:
                 st.facts["tls_version"] = tls.version()
         except ssl.SSLCertVerificationError as exc:
             st.facts["broker_certificate"] = self._peek_certificate()
-            self._timed(st, t0, False, f"the broker's certificate is not accepted: {exc.verify_message}", self._verify_hint(exc, st.facts["broker_certificate"]))
+            self._timed(
+                st, t0, False, f"the broker's certificate is not accepted: {exc.verify_message}", self._verify_hint(exc, st.facts["broker_certificate"])
+            )
         except ssl.SSLError as exc:
-            self._timed(st, t0, False, f"TLS handshake failed: {exc.reason or exc}", "the broker may require a client certificate (uplink.tls cert_file/key_file) or refused ours; or the port is not a TLS port")
+            self._timed(
+                st,
+                t0,
+                False,
+                f"TLS handshake failed: {exc.reason or exc}",
+                "the broker may require a client certificate (uplink.tls cert_file/key_file) or refused ours; or the port is not a TLS port",
+            )
         except (OSError, TimeoutError) as exc:
             self._timed(st, t0, False, f"TLS handshake failed: {exc}", "the port may not speak TLS (1883 is plain MQTT)")
         cert = st.facts["broker_certificate"]
-        self._timed(st, t0, True, f"{st.facts['tls_version']}, broker certificate {cert.get('subject')} by {cert.get('issuer')}, expires in {cert.get('days_left', 0):.0f} days")
+        self._timed(
+            st,
+            t0,
+            True,
+            f"{st.facts['tls_version']}, broker certificate {cert.get('subject')} by {cert.get('issuer')}, expires in {cert.get('days_left', 0):.0f} days",
+        )
 
     def _describe(self, der: bytes | None) -> dict[str, Any]:
         if not der:
@@ -226,9 +286,17 @@ class Checker:
                 if got == mid:
                     break
         except TimeoutError:
-            self._timed(st, t0, False, f"no PUBACK for {topic} within {self.timeout:g} s", "the broker accepted the connection but not the message: check its ACL for this gateway's topics")
+            self._timed(
+                st,
+                t0,
+                False,
+                f"no PUBACK for {topic} within {self.timeout:g} s",
+                "the broker accepted the connection but not the message: check its ACL for this gateway's topics",
+            )
         except ConnectionError as exc:
             self._timed(st, t0, False, str(exc), "the connection dropped right after connecting: the broker's ACL or client-id rules may refuse this client")
         if not ok:
-            self._timed(st, t0, False, f"the broker refused the publish to {topic}: {reason}", f"allow {topic.rsplit('/', 2)[0]}/# for this gateway in the broker's ACL")
+            self._timed(
+                st, t0, False, f"the broker refused the publish to {topic}: {reason}", f"allow {topic.rsplit('/', 2)[0]}/# for this gateway in the broker's ACL"
+            )
         self._timed(st, t0, True, f"QoS 1 publish to {topic} acknowledged")

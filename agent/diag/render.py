@@ -103,7 +103,9 @@ def findings_block(findings: list[dict[str, str]], style: Style, *, only_problem
     for f in findings:
         if only_problems and f["level"] == "ok":
             continue
-        lines.append(f"{style(MARK[f['level']], f['level'])}  {style(f['area'] + ' ' + f['subject'] if f['area'] != f['subject'] else f['subject'], 'bold')}: {f['summary']}")
+        lines.append(
+            f"{style(MARK[f['level']], f['level'])}  {style(f['area'] + ' ' + f['subject'] if f['area'] != f['subject'] else f['subject'], 'bold')}: {f['summary']}"
+        )
         if f.get("hint") and f["level"] != "ok":
             lines.append(f"      {style('-> ' + f['hint'], 'dim')}")
     return "\n".join(lines)
@@ -139,19 +141,41 @@ def status_screen(st: dict[str, Any], style: Style, *, offline_note: str = "") -
         age = ob.get("oldest_unsent_age")
         if age is None and ob.get("oldest_wall"):
             age = now - ob["oldest_wall"]
-        out += ["", style("Outbox", "bold"), f"  waiting {ob.get('depth', '?')}  oldest unsent {duration(age) if age is not None else '-'}  dropped {ob.get('dropped', 0)}  on disk {size(ob.get('bytes') or ob.get('file_bytes'))}"]
+        out += [
+            "",
+            style("Outbox", "bold"),
+            f"  waiting {ob.get('depth', '?')}  oldest unsent {duration(age) if age is not None else '-'}  dropped {ob.get('dropped', 0)}  on disk {size(ob.get('bytes') or ob.get('file_bytes'))}",
+        ]
     devs = st.get("devices") or {}
     if devs:
         rows = []
         for name, d in sorted(devs.items(), key=lambda kv: (kv[1].get("online", False), kv[0])):
             state = ("online", "ok") if d.get("online") else (("waiting", "dim") if not d.get("polls") else ("OFFLINE", "broken"))
             errs = sum((d.get("error_counts") or {}).values())
-            rows.append([name, d.get("driver", ""), d.get("bus") or "-", state, ago(d.get("last_ok"), now), (errs, "degraded" if errs else None), (d.get("last_error") or "").split(" | ")[0]])
+            rows.append(
+                [
+                    name,
+                    d.get("driver", ""),
+                    d.get("bus") or "-",
+                    state,
+                    ago(d.get("last_ok"), now),
+                    (errs, "degraded" if errs else None),
+                    (d.get("last_error") or "").split(" | ")[0],
+                ]
+            )
         out += ["", style("Devices", "bold"), table(["device", "driver", "bus", "state", "last reading", "errors", "last error"], rows, style)]
     cams = st.get("cameras") or {}
     if isinstance(cams, dict) and cams:
         rows = [
-            [n, c.get("fps", "-"), c.get("frames_analysed", "-"), c.get("slots_missed", 0), c.get("model") or "-", (c.get("stage_ms") or {}).get("detect", "-"), c.get("error") or c.get("last_error") or ""]
+            [
+                n,
+                c.get("fps", "-"),
+                c.get("frames_analysed", "-"),
+                c.get("slots_missed", 0),
+                c.get("model") or "-",
+                (c.get("stage_ms") or {}).get("detect", "-"),
+                c.get("error") or c.get("last_error") or "",
+            ]
             for n, c in sorted(cams.items())
             if n != "worker" and isinstance(c, dict)
         ]
@@ -160,7 +184,11 @@ def status_screen(st: dict[str, Any], style: Style, *, offline_note: str = "") -
     sysf = st.get("system") or {}
     temp = sysf.get("cpu_temperature")
     mem = f"{size(sysf.get('memory_available'))} free of {size(sysf.get('memory_total'))}" if sysf.get("memory_total") else "-"
-    out += ["", style("System", "bold"), f"  cpu {f'{temp:.0f} C' if temp is not None else '-'}  load {sysf.get('load_1m', '-')}  memory {mem}  disk {size(sysf.get('disk_free'))} free of {size(sysf.get('disk_total'))}"]
+    out += [
+        "",
+        style("System", "bold"),
+        f"  cpu {f'{temp:.0f} C' if temp is not None else '-'}  load {sysf.get('load_1m', '-')}  memory {mem}  disk {size(sysf.get('disk_free'))} free of {size(sysf.get('disk_total'))}",
+    ]
     vers = st.get("versions") or {}
     out.append("  " + "  ".join(f"{k} {v}" for k, v in vers.items()))
     return "\n".join(out)

@@ -122,7 +122,16 @@ class DiagServer:
         self.clients += 1
         try:
             if self.clients > self.config.max_clients:
-                writer.write(p.error(None, p.DiagError(p.BUSY, f"{self.config.max_clients} diag clients are connected already", "close another diag session (watch, readings --follow) and retry")))
+                writer.write(
+                    p.error(
+                        None,
+                        p.DiagError(
+                            p.BUSY,
+                            f"{self.config.max_clients} diag clients are connected already",
+                            "close another diag session (watch, readings --follow) and retry",
+                        ),
+                    )
+                )
                 await _drain(writer)
                 return
             await self._requests(reader, writer)
@@ -149,7 +158,14 @@ class DiagServer:
                 # Longer than max_request_bytes: the rest of the line is
                 # unread, so the stream cannot be resynchronised; close.
                 self.errors += 1
-                writer.write(p.error(None, p.DiagError(p.TOO_LARGE, f"request longer than {self.config.max_request_bytes} bytes", "requests are small JSON objects; check the client")))
+                writer.write(
+                    p.error(
+                        None,
+                        p.DiagError(
+                            p.TOO_LARGE, f"request longer than {self.config.max_request_bytes} bytes", "requests are small JSON objects; check the client"
+                        ),
+                    )
+                )
                 await _drain(writer)
                 return
             pending = None
@@ -204,7 +220,11 @@ class DiagServer:
         except Exception as exc:  # noqa: BLE001 - a handler bug must not reach the agent
             self.errors += 1
             log.exception("diag command %s failed", cmd)
-            writer.write(p.error(rid, p.DiagError(p.INTERNAL, f"{type(exc).__name__}: {exc}", "this is a bug in the agent; attach `edge-agent diag bundle` to the report")))
+            writer.write(
+                p.error(
+                    rid, p.DiagError(p.INTERNAL, f"{type(exc).__name__}: {exc}", "this is a bug in the agent; attach `edge-agent diag bundle` to the report")
+                )
+            )
         await _drain(writer)
         return nxt
 

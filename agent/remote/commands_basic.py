@@ -102,14 +102,18 @@ async def reboot(mgr: RemoteManager, cmd: Command) -> dict[str, Any]:
     if systemctl is None:
         raise CommandFailed("systemctl not found: this gateway is not run by systemd, reboot it by hand")
     # Only ever through systemd: it stops the agent cleanly (SIGTERM, final outbox commit) before the reboot.
-    proc = await asyncio.create_subprocess_exec(systemctl, "reboot", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        systemctl, "reboot", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     except TimeoutError:
         proc.kill()
         raise CommandFailed("systemctl reboot did not return within 30 s") from None
     if proc.returncode != 0:
-        raise CommandFailed(f"systemctl reboot failed ({proc.returncode}): {out.decode(errors='replace').strip()[:300]}; the agent's user needs a polkit rule for reboot (docs/security.md)")
+        raise CommandFailed(
+            f"systemctl reboot failed ({proc.returncode}): {out.decode(errors='replace').strip()[:300]}; the agent's user needs a polkit rule for reboot (docs/security.md)"
+        )
     mgr.log.warning("reboot requested by command %s", cmd.id)
     return {"rebooting": True}
 
@@ -128,7 +132,14 @@ async def bundle(mgr: RemoteManager, cmd: Command) -> dict[str, Any]:
         parts["config.toml"] = res["config"]
     log_source, parts["logs.txt"] = await asyncio.to_thread(cmd_bundle._logs, SimpleNamespace(config=agent.config))
     files = list(res.get("redacted_files") or [])
-    parts["manifest.json"] = {"gateway": mgr.gateway, "created": time.time(), "source": "remote command " + cmd.id, "logs": log_source, "redacted_files": sorted(set(files)), "files": sorted(parts)}
+    parts["manifest.json"] = {
+        "gateway": mgr.gateway,
+        "created": time.time(),
+        "source": "remote command " + cmd.id,
+        "logs": log_source,
+        "redacted_files": sorted(set(files)),
+        "files": sorted(parts),
+    }
     path = os.path.join(mgr.state_dir, f"bundle-{cmd.id}.tar.gz")
     await asyncio.to_thread(cmd_bundle._write, path, parts, redact.known_secrets(files))
     try:

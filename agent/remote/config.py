@@ -40,7 +40,6 @@ class RemoteConfig(StrictModel):
                 raw = b""
             if len(raw) != 32:
                 raise ValueError(
-                    f"trusted key {k[:12]!r}... is not an Ed25519 public key: give base64 of its 32 raw bytes "
-                    "(`edge-agent remote keygen` prints one)"
+                    f"trusted key {k[:12]!r}... is not an Ed25519 public key: give base64 of its 32 raw bytes (`edge-agent remote keygen` prints one)"
                 )
         return keys

@@ -72,13 +72,22 @@ class ConfigUpdater:
         with open(path, "rb") as fh:
             old = fh.read()
         write_bytes(self.previous_path, old)
-        write_json(self.trial_path, {"id": cmd.id, "version": version, "previous_version": current, "deadline": mgr.config.rollback_deadline, "starts": 0, "created": time.time()})
+        write_json(
+            self.trial_path,
+            {"id": cmd.id, "version": version, "previous_version": current, "deadline": mgr.config.rollback_deadline, "starts": 0, "created": time.time()},
+        )
         try:
             write_bytes(path, text.encode(), mode=_mode(path))
         except OSError as exc:
             os.unlink(self.trial_path)
             raise CommandFailed(f"cannot replace {path} ({exc.strerror}); the config's directory must be writable by the agent (docs/security.md)") from None
-        mgr.log.warning("config version %d written to %s (command %s); restarting to try it, rollback after %.0f s if unhealthy", version, path, cmd.id, mgr.config.rollback_deadline)
+        mgr.log.warning(
+            "config version %d written to %s (command %s); restarting to try it, rollback after %.0f s if unhealthy",
+            version,
+            path,
+            cmd.id,
+            mgr.config.rollback_deadline,
+        )
         mgr.request_restart(f"config update {cmd.id}")
         return {"version": version, "previous_version": current, "restarting": True, "rollback_deadline": mgr.config.rollback_deadline}
 
@@ -137,7 +146,9 @@ class ConfigUpdater:
         reason = f"config version {trial['version']} rolled back to version {trial['previous_version']}: {why}"
         mgr.log.error("%s", reason)
         # The event is durable (outbox); the result waits in the data_dir for the restarted agent.
-        mgr.agent.uplink.send_event("config_rolled_back", {"id": trial["id"], "version": trial["version"], "restored_version": trial["previous_version"], "reason": why})
+        mgr.agent.uplink.send_event(
+            "config_rolled_back", {"id": trial["id"], "version": trial["version"], "restored_version": trial["previous_version"], "reason": why}
+        )
         mgr.results.send_after_restart("config", trial["id"], "failed", reason, rolled_back=True)
         mgr.request_restart("config rollback")
 

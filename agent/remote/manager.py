@@ -73,7 +73,12 @@ class RemoteManager:
         await self.results.run()
 
     def status(self) -> dict[str, Any]:
-        return {**self.counters, "results_queued": self.results.queued(), "config_version": self.state.get("config_version", 0), "models": self.state.get("models", {})}
+        return {
+            **self.counters,
+            "results_queued": self.results.queued(),
+            "config_version": self.state.get("config_version", 0),
+            "models": self.state.get("models", {}),
+        }
 
     def save_state(self) -> None:
         write_json(self.state_path, self.state)

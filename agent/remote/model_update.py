@@ -76,6 +76,7 @@ class ModelUpdater:
         if not isinstance(text, str):
             raise Refused("malformed", "args.manifest must be the manifest.toml text")
         from agent.vision.manifest import Manifest
+
         try:
             manifest = Manifest.model_validate(tomllib.loads(text))
         except (tomllib.TOMLDecodeError, ValueError) as exc:
@@ -124,7 +125,9 @@ class ModelUpdater:
                 await self._receive(cmd, data_file)
             digest = await asyncio.to_thread(_sha256, data_file)
             if digest != m.sha256 or os.path.getsize(data_file) != cmd.args["size"]:
-                raise CommandFailed(f"the delivered file has sha256 {digest} and {os.path.getsize(data_file)} bytes, not the signed {m.sha256} and {cmd.args['size']}: damaged or tampered, not installed")
+                raise CommandFailed(
+                    f"the delivered file has sha256 {digest} and {os.path.getsize(data_file)} bytes, not the signed {m.sha256} and {cmd.args['size']}: damaged or tampered, not installed"
+                )
             folder = os.path.join(work, "model")
             os.makedirs(folder)
             os.replace(data_file, os.path.join(folder, m.file))
@@ -159,7 +162,9 @@ class ModelUpdater:
         try:
             await asyncio.wait_for(t.done.wait(), self.mgr.config.transfer_timeout)
         except TimeoutError:
-            raise CommandFailed(f"received {len(t.received)} of {t.chunks} chunks within transfer_timeout {self.mgr.config.transfer_timeout:.0f} s; send the missing ones again") from None
+            raise CommandFailed(
+                f"received {len(t.received)} of {t.chunks} chunks within transfer_timeout {self.mgr.config.transfer_timeout:.0f} s; send the missing ones again"
+            ) from None
         if t.error:
             raise CommandFailed(t.error)
         with open(data_file, "wb") as out:

@@ -33,11 +33,18 @@ class ReplayWindow:
         """Raise Refused (expired / replayed), else remember the nonce durably before returning."""
         now = self.now()
         if ts < now - self.max_skew:
-            raise Refused("expired", f"sent {now - ts:.0f} s ago, more than max_clock_skew {self.max_skew:.0f} s; send a fresh command (and check the hub's and gateway's clocks)")
+            raise Refused(
+                "expired",
+                f"sent {now - ts:.0f} s ago, more than max_clock_skew {self.max_skew:.0f} s; send a fresh command (and check the hub's and gateway's clocks)",
+            )
         if ts > now + self.max_skew:
-            raise Refused("expired", f"timestamp is {ts - now:.0f} s in the future, more than max_clock_skew {self.max_skew:.0f} s; check the hub's and gateway's clocks")
+            raise Refused(
+                "expired", f"timestamp is {ts - now:.0f} s in the future, more than max_clock_skew {self.max_skew:.0f} s; check the hub's and gateway's clocks"
+            )
         if nonce in self.seen or ts <= self.floor:
-            raise Refused("replayed", "this nonce was already used (or the command is older than the remembered window): a replay; send a new command with a new nonce")
+            raise Refused(
+                "replayed", "this nonce was already used (or the command is older than the remembered window): a replay; send a new command with a new nonce"
+            )
         self.seen[nonce] = ts
         self._prune(now)
         write_json(self.path, {"floor": self.floor, "seen": self.seen})

@@ -63,9 +63,7 @@ class ZoneConfig(StrictModel):
     kind: Literal["zone", "bay"] = Field("zone", description="`zone` reports how many objects are in it; `bay` reports occupied 0/1.")
     area: str = Field("parking", pattern=NAME_PATTERN, description="Bays with the same area are summed into one `free_spaces` reading.")
     classes: list[str] = Field(default_factory=list, description="Labels that occupy the zone; empty means the camera's classes.")
-    debounce: float = Field(
-        2.0, ge=0, description="Seconds a changed state must persist before it is reported (a passing car does not occupy a bay)."
-    )
+    debounce: float = Field(2.0, ge=0, description="Seconds a changed state must persist before it is reported (a passing car does not occupy a bay).")
     occupancy: Literal["tracks", "reference"] = Field(
         "tracks",
         description="Bays: `tracks` = a tracked object's centre is in the bay (detector mode); `reference` = the bay looks different "
@@ -82,7 +80,7 @@ class ZoneConfig(StrictModel):
     @model_validator(mode="after")
     def _reference_only_for_bays(self) -> ZoneConfig:
         if self.occupancy == "reference" and self.kind != "bay":
-            raise ValueError(f"zone {self.name!r}: occupancy = \"reference\" is for parking bays (kind = \"bay\"); zones count tracked objects")
+            raise ValueError(f'zone {self.name!r}: occupancy = "reference" is for parking bays (kind = "bay"); zones count tracked objects')
         return self
 
 

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from agent.vision.config import CameraConfig, VisionConfig
 
 
-
 class WorkerHandle:
     def __init__(self, process: Any, commands: Any, results: Any, heartbeat: Any) -> None:
         self.process = process

@@ -74,8 +74,7 @@ class OutputSpec(StrictModel):
     def _roles(self) -> OutputSpec:
         roles = OUTPUT_ROLES[self.format]
         if len(self.names) != len(roles):
-            raise ValueError(f"format {self.format} has {len(roles)} output(s) ({', '.join(roles)}); "
-                             f"output.names lists {len(self.names)}")
+            raise ValueError(f"format {self.format} has {len(roles)} output(s) ({', '.join(roles)}); output.names lists {len(self.names)}")
         return self
 
 
@@ -118,8 +117,7 @@ def load_manifest(folder: str | Path) -> Manifest:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelError(f"{path} is missing: every model folder needs a manifest.toml "
-                         f"(see docs/vision-models.md for the format)") from None
+        raise ModelError(f"{path} is missing: every model folder needs a manifest.toml (see docs/vision-models.md for the format)") from None
     except tomllib.TOMLDecodeError as e:
         raise ModelError(f"{path}: not valid TOML ({e}); fix the syntax") from None
     try:
@@ -130,5 +128,4 @@ def load_manifest(folder: str | Path) -> Manifest:
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
             msg = "unknown key; remove it or fix its spelling" if err["type"] == "extra_forbidden" else err["msg"]
             lines.append(f"  {key}: {msg}")
-        raise ModelError(f"{path} is not a valid model manifest:\n" + "\n".join(lines)
-                         + "\nSee docs/vision-models.md for every key.") from None
+        raise ModelError(f"{path} is not a valid model manifest:\n" + "\n".join(lines) + "\nSee docs/vision-models.md for every key.") from None

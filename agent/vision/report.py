@@ -104,4 +104,3 @@ class CameraReport:
         self.analysed_in_interval = 0
         self.interval_start = now
         return out
-

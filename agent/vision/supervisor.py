@@ -110,7 +110,9 @@ class VisionSupervisor:
             wait = window - (now - self._restart_times[0])
             self.log.error(
                 "vision worker restarted %d times in %.0f s; waiting %.0f s before the next try (see `last_error` in `edge-agent diag status`)",
-                len(self._restart_times), window, wait,
+                len(self._restart_times),
+                window,
+                wait,
             )
             await asyncio.sleep(max(wait, 0.0))
             self._restart_times.popleft()

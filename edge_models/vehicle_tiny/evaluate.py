@@ -40,8 +40,9 @@ def evaluate(model: str, clips: int, clip_s: float, every: int, threshold: float
     for k in range(clips):
         seed = 10000 + k
         rng = np.random.default_rng(seed)
-        scene = StreetScene.random(seed, duration_s=clip_s, fps=10, per_lane_per_min=float(rng.uniform(8, 20)),
-                                   pole_x=None if rng.random() < 0.3 else float(rng.uniform(-6, 6)))
+        scene = StreetScene.random(
+            seed, duration_s=clip_s, fps=10, per_lane_per_min=float(rng.uniform(8, 20)), pole_x=None if rng.random() < 0.3 else float(rng.uniform(-6, 6))
+        )
         for i in range(0, scene.n_frames, every):
             img, truth = scene.render(i)
             t0 = time.perf_counter()
@@ -74,8 +75,14 @@ def evaluate(model: str, clips: int, clip_s: float, every: int, threshold: float
                 if not used[j] and g.visible >= MIN_VISIBLE:
                     stats[g.label]["fn"] += 1
     tot = {k: sum(s[k] for s in stats.values()) for k in ("tp", "fp", "fn")}
-    return {"frames": frames, "per_class": stats, "total": tot, "wrong_class": wrong_class,
-            "ms_median": 1000 * float(np.median(times)), "threshold": det.score_threshold}
+    return {
+        "frames": frames,
+        "per_class": stats,
+        "total": tot,
+        "wrong_class": wrong_class,
+        "ms_median": 1000 * float(np.median(times)),
+        "threshold": det.score_threshold,
+    }
 
 
 def pr(s: dict) -> tuple[float, float]:

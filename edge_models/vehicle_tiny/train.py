@@ -69,7 +69,7 @@ class Exported(nn.Module):
     def __init__(self, net: TinyDet) -> None:
         super().__init__()
         self.net = net
-        gy, gx = np.mgrid[0:IN_H // STRIDE, 0:IN_W // STRIDE].astype(np.float32)
+        gy, gx = np.mgrid[0 : IN_H // STRIDE, 0 : IN_W // STRIDE].astype(np.float32)
         centres = np.stack([(gx.ravel() + 0.5) * STRIDE, (gy.ravel() + 0.5) * STRIDE])
         self.register_buffer("centres", torch.from_numpy(centres)[None])  # [1, 2, N]
 
@@ -89,14 +89,21 @@ def render_set(seeds: range, every: int, clip_s: float) -> tuple[np.ndarray, lis
     images, labels = [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        scene = StreetScene.random(seed, duration_s=clip_s, fps=10, per_lane_per_min=float(rng.uniform(8, 20)),
-                                   mix=(0.45, 0.2, 0.15, 0.2), pole_x=None if rng.random() < 0.3 else float(rng.uniform(-6, 6)))
+        scene = StreetScene.random(
+            seed,
+            duration_s=clip_s,
+            fps=10,
+            per_lane_per_min=float(rng.uniform(8, 20)),
+            mix=(0.45, 0.2, 0.15, 0.2),
+            pole_x=None if rng.random() < 0.3 else float(rng.uniform(-6, 6)),
+        )
         sx, sy = IN_W / scene.size[0], IN_H / scene.size[1]
         for i in range(int(rng.integers(every)), scene.n_frames, every):
             img, truth = scene.render(i)
             images.append(cv2.resize(img, (IN_W, IN_H), interpolation=cv2.INTER_AREA))
-            labels.append(np.array([[o.box[0] * sx, o.box[1] * sy, o.box[2] * sx, o.box[3] * sy, o.cls, o.visible]
-                                    for o in truth.objects], np.float32).reshape(-1, 6))
+            labels.append(
+                np.array([[o.box[0] * sx, o.box[1] * sy, o.box[2] * sx, o.box[3] * sy, o.cls, o.visible] for o in truth.objects], np.float32).reshape(-1, 6)
+            )
     return np.stack(images), labels
 
 
@@ -219,15 +226,16 @@ def main() -> None:
         net.train()
         total = 0.0
         for k in range(len(images) // args.batch):
-            idx = order[k * args.batch:(k + 1) * args.batch]
+            idx = order[k * args.batch : (k + 1) * args.batch]
             xs, cts, ps, bts = [], [], [], []
             for i in idx:
                 img, boxes = augment(images[i][:, :, ::-1], labels[i], rng)  # BGR -> RGB
                 ct, p, bt = targets(boxes)
                 xs.append(img.transpose(2, 0, 1) / 255.0)
                 cts.append(ct), ps.append(p), bts.append(bt)
-            loss = loss_fn(net(torch.from_numpy(np.stack(xs)).float()), torch.from_numpy(np.stack(cts)),
-                           torch.from_numpy(np.stack(ps)), torch.from_numpy(np.stack(bts)))
+            loss = loss_fn(
+                net(torch.from_numpy(np.stack(xs)).float()), torch.from_numpy(np.stack(cts)), torch.from_numpy(np.stack(ps)), torch.from_numpy(np.stack(bts))
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -241,8 +249,9 @@ def main() -> None:
     out = Path(args.out)
     torch.save(net.state_dict(), "/tmp/vehicle_tiny.pt")
     onnx_path = out / "model.onnx"
-    torch.onnx.export(Exported(net), torch.zeros(1, 3, IN_H, IN_W), str(onnx_path), input_names=["images"],
-                      output_names=["output0"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        Exported(net), torch.zeros(1, 3, IN_H, IN_W), str(onnx_path), input_names=["images"], output_names=["output0"], opset_version=17, dynamo=False
+    )
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     print(f"exported {onnx_path} ({onnx_path.stat().st_size} bytes, sha256 {digest}) in {time.time() - t0:.0f} s")
 

@@ -69,7 +69,20 @@ class EmulatedDevice:
         for i, r in enumerate(regs):
             self.tables[table][address + i] = r
 
-    def set_value(self, table: str, address: int, value: object, type_name: str = "uint16", *, byte_order: str = "big", word_order: str = "big", scale: float = 1, offset: float = 0, length: int | None = None, bit: int | None = None) -> None:
+    def set_value(
+        self,
+        table: str,
+        address: int,
+        value: object,
+        type_name: str = "uint16",
+        *,
+        byte_order: str = "big",
+        word_order: str = "big",
+        scale: float = 1,
+        offset: float = 0,
+        length: int | None = None,
+        bit: int | None = None,
+    ) -> None:
         if table in ("coil", "discrete"):
             self.tables[table][address] = 1 if value else 0
             return
@@ -78,7 +91,18 @@ class EmulatedDevice:
         self.set_registers(table, address, regs)
 
     def set_point(self, p: PointConfig, value: object) -> None:
-        self.set_value(p.table, p.address, value, p.type, byte_order=p.byte_order or "big", word_order=p.word_order or "big", scale=p.scale, offset=p.offset, length=p.length, bit=p.bit)
+        self.set_value(
+            p.table,
+            p.address,
+            value,
+            p.type,
+            byte_order=p.byte_order or "big",
+            word_order=p.word_order or "big",
+            scale=p.scale,
+            offset=p.offset,
+            length=p.length,
+            bit=p.bit,
+        )
 
     def elapsed(self) -> float:
         return self._clock() - self._t0
@@ -182,11 +206,29 @@ def _meter(points: dict[str, PointConfig], dev: EmulatedDevice, rng: random.Rand
             p = s * pf
             q = math.sqrt(max(s * s - p * p, 0.0))
             suffix = f"_l{i}" if phases > 1 else ""
-            vals.update({f"voltage{suffix}": v, f"current{suffix}": a, f"active_power{suffix}": p, f"apparent_power{suffix}": s, f"reactive_power{suffix}": q, f"power_factor{suffix}": pf})
+            vals.update(
+                {
+                    f"voltage{suffix}": v,
+                    f"current{suffix}": a,
+                    f"active_power{suffix}": p,
+                    f"apparent_power{suffix}": s,
+                    f"reactive_power{suffix}": q,
+                    f"power_factor{suffix}": pf,
+                }
+            )
             vals[f"energy_import_l{i}"] = energy0 / phases + p * t / 3.6e6
             total_p, total_s, total_q = total_p + p, total_s + s, total_q + q
         if phases > 1:
-            vals.update({"voltage": sum(vals[f"voltage_l{i}"] for i in range(1, 4)) / 3, "current": sum(vals[f"current_l{i}"] for i in range(1, 4)) / 3, "active_power": total_p, "apparent_power": total_s, "reactive_power": total_q, "power_factor": total_p / total_s})
+            vals.update(
+                {
+                    "voltage": sum(vals[f"voltage_l{i}"] for i in range(1, 4)) / 3,
+                    "current": sum(vals[f"current_l{i}"] for i in range(1, 4)) / 3,
+                    "active_power": total_p,
+                    "apparent_power": total_s,
+                    "reactive_power": total_q,
+                    "power_factor": total_p / total_s,
+                }
+            )
             vals["current_sum"] = vals["current"] * 3
             for a, b in (("l1", "l2"), ("l2", "l3"), ("l3", "l1")):
                 vals[f"voltage_{a}_{b}"] = vals["voltage"] * math.sqrt(3)

@@ -47,7 +47,9 @@ class ModbusHarness:
         elif self.transport == "rtu":
             self.bus = ModbusRtuBus(ModbusRtuBusConfig(name="bus", type="modbus_rtu", port=self.emulator.path, baudrate=self.baudrate, **opts), self.log)
         else:
-            self.bus = ModbusRtuOverTcpBus(ModbusRtuOverTcpBusConfig(name="bus", type="modbus_rtu_over_tcp", host="127.0.0.1", port=self.emulator.port, **opts), self.log)
+            self.bus = ModbusRtuOverTcpBus(
+                ModbusRtuOverTcpBusConfig(name="bus", type="modbus_rtu_over_tcp", host="127.0.0.1", port=self.emulator.port, **opts), self.log
+            )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -126,7 +126,9 @@ class TcpEmulator:
 class RtuResponder:
     """RTU framing and line behaviour for a set of devices, over any byte stream."""
 
-    def __init__(self, devices: dict[int, EmulatedDevice], write: Callable[[bytes], None], *, baudrate: int = 9600, turnaround: float = 0.0, timing: bool = False) -> None:
+    def __init__(
+        self, devices: dict[int, EmulatedDevice], write: Callable[[bytes], None], *, baudrate: int = 9600, turnaround: float = 0.0, timing: bool = False
+    ) -> None:
         self.devices = devices
         self.write = write
         self.char = BITS_PER_CHAR / baudrate

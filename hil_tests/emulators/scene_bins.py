@@ -55,8 +55,16 @@ class Walker:
 
 
 class BinScene(Clip):
-    def __init__(self, bins: list[BinSpec], duration_s: float, fps: float = 2.0, size: tuple[int, int] = (640, 360),
-                 seed: int = 0, lighting: Lighting | None = None, walkers: list[Walker] | None = None) -> None:
+    def __init__(
+        self,
+        bins: list[BinSpec],
+        duration_s: float,
+        fps: float = 2.0,
+        size: tuple[int, int] = (640, 360),
+        seed: int = 0,
+        lighting: Lighting | None = None,
+        walkers: list[Walker] | None = None,
+    ) -> None:
         self.bins = list(bins)
         self.walkers = list(walkers or [])
         self.fps = float(fps)
@@ -71,8 +79,16 @@ class BinScene(Clip):
         self._tex = {b.name: self._rubbish(rng) for b in self.bins}
 
     @classmethod
-    def random(cls, seed: int, duration_s: float = 120.0, fps: float = 2.0, size: tuple[int, int] = (640, 360),
-               n_bins: int = 3, lighting: Lighting | None = None, walkers: int = 2) -> BinScene:
+    def random(
+        cls,
+        seed: int,
+        duration_s: float = 120.0,
+        fps: float = 2.0,
+        size: tuple[int, int] = (640, 360),
+        n_bins: int = 3,
+        lighting: Lighting | None = None,
+        walkers: int = 2,
+    ) -> BinScene:
         """Bins filling at random rates; each is emptied once somewhere in the clip."""
         rng = np.random.default_rng(seed)
         colours = [(40, 110, 40), (40, 40, 40), (150, 90, 30), (30, 160, 200)]
@@ -93,8 +109,12 @@ class BinScene(Clip):
         return w / 2 + self.f * x / (CAM_Z - z), h / 2 + self.f * y / (CAM_Z - z)
 
     def _quad(self, b: BinSpec, z: float) -> np.ndarray:
-        return np.float32([self.project(b.x + dx, b.y + dy, z) for dx, dy in
-                           ((-BIN_W / 2, -BIN_L / 2), (BIN_W / 2, -BIN_L / 2), (BIN_W / 2, BIN_L / 2), (-BIN_W / 2, BIN_L / 2))])
+        return np.float32(
+            [
+                self.project(b.x + dx, b.y + dy, z)
+                for dx, dy in ((-BIN_W / 2, -BIN_L / 2), (BIN_W / 2, -BIN_L / 2), (BIN_W / 2, BIN_L / 2), (-BIN_W / 2, BIN_L / 2))
+            ]
+        )
 
     def region(self, name: str, normalised: bool = False) -> tuple[float, float, float, float]:
         """The container's opening (rim) as [x1, y1, x2, y2], pixels or fractions (vision BinConfig.region)."""
@@ -179,4 +199,3 @@ class BinScene(Clip):
                     objects.append(GTObject(wk.track_id, 0, "person", box, 1.0, 1))
         img = self.render_levels(levels, t, index) if pixels else None
         return img, FrameTruth(index, round(t, 4), tuple(objects), levels=levels, gain=round(self.lighting.gain_at(t), 4))
-

@@ -49,8 +49,16 @@ class Stay:
 class ParkingScene(Clip):
     """Ten bays (A1..A5 top row, B1..B5 bottom row) and the cars of `stays`."""
 
-    def __init__(self, stays: list[Stay], duration_s: float, fps: float = 5.0, size: tuple[int, int] = (640, 360),
-                 seed: int = 0, lighting: Lighting | None = None, manoeuvre_s: float = 4.0) -> None:
+    def __init__(
+        self,
+        stays: list[Stay],
+        duration_s: float,
+        fps: float = 5.0,
+        size: tuple[int, int] = (640, 360),
+        seed: int = 0,
+        lighting: Lighting | None = None,
+        manoeuvre_s: float = 4.0,
+    ) -> None:
         self.stays = list(stays)
         self.fps = float(fps)
         self.n_frames = int(round(duration_s * fps))
@@ -72,8 +80,16 @@ class ParkingScene(Clip):
         self._bg = self._background(np.random.default_rng([seed, 2]))
 
     @classmethod
-    def random(cls, seed: int, duration_s: float = 60.0, fps: float = 5.0, size: tuple[int, int] = (640, 360),
-               mean_stay_s: float = 25.0, mean_gap_s: float = 15.0, lighting: Lighting | None = None) -> ParkingScene:
+    def random(
+        cls,
+        seed: int,
+        duration_s: float = 60.0,
+        fps: float = 5.0,
+        size: tuple[int, int] = (640, 360),
+        mean_stay_s: float = 25.0,
+        mean_gap_s: float = 15.0,
+        lighting: Lighting | None = None,
+    ) -> ParkingScene:
         """Each bay alternates empty and occupied with exponential durations; half start occupied."""
         rng = np.random.default_rng(seed)
         stays: list[Stay] = []
@@ -185,9 +201,9 @@ class ParkingScene(Clip):
             objects.append(GTObject(s.track_id, 0, "car", box, round(min(vis, 1.0), 3), p[3]))
         img = None
         if pixels:
-            img = cv2.warpPerspective(canvas, self.H, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                      borderValue=(80, 120, 90))  # verge beyond the lot
+            img = cv2.warpPerspective(
+                canvas, self.H, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(80, 120, 90)
+            )  # verge beyond the lot
             img = self.lighting.apply(img, t, frame_rng(self.seed, index))
         gain = round(self.lighting.gain_at(t), 4)
         return img, FrameTruth(index, round(t, 4), tuple(objects), occupancy=occupancy, gain=gain)
-

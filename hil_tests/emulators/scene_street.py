@@ -68,24 +68,39 @@ class Vehicle:
         return CLASSES[self.cls]
 
 
-def make_vehicle(track_id: int, cls: int | str, lane: int, t_enter: float, speed: float | None = None,
-                 rng: np.random.Generator | None = None) -> Vehicle:
+def make_vehicle(track_id: int, cls: int | str, lane: int, t_enter: float, speed: float | None = None, rng: np.random.Generator | None = None) -> Vehicle:
     """A vehicle with class-typical size and colour (random within the class when rng is given)."""
     c = CLASSES.index(cls) if isinstance(cls, str) else cls
     rng = rng or np.random.default_rng(track_id)
     (l0, l1), (w0, w1), (h0, h1), (s0, s1) = DIMS[c]
     pal = PALETTE[c]
-    return Vehicle(track_id, c, lane, float(t_enter), float(speed if speed is not None else rng.uniform(s0, s1)),
-                   float(rng.uniform(l0, l1)), float(rng.uniform(w0, w1)), float(rng.uniform(h0, h1)),
-                   tuple(int(v) for v in pal[int(rng.integers(len(pal)))]))  # type: ignore[arg-type]
+    return Vehicle(
+        track_id,
+        c,
+        lane,
+        float(t_enter),
+        float(speed if speed is not None else rng.uniform(s0, s1)),
+        float(rng.uniform(l0, l1)),
+        float(rng.uniform(w0, w1)),
+        float(rng.uniform(h0, h1)),
+        tuple(int(v) for v in pal[int(rng.integers(len(pal)))]),
+    )  # type: ignore[arg-type]
 
 
 class StreetScene(Clip):
     """Renders frames and exact ground truth for a vehicle script. Deterministic from `seed`."""
 
-    def __init__(self, vehicles: list[Vehicle], duration_s: float, fps: float = 10.0,
-                 size: tuple[int, int] = (640, 360), seed: int = 0, lighting: Lighting | None = None,
-                 pole_x: float | None = 1.5, focal: float | None = None) -> None:
+    def __init__(
+        self,
+        vehicles: list[Vehicle],
+        duration_s: float,
+        fps: float = 10.0,
+        size: tuple[int, int] = (640, 360),
+        seed: int = 0,
+        lighting: Lighting | None = None,
+        pole_x: float | None = 1.5,
+        focal: float | None = None,
+    ) -> None:
         self.vehicles = list(vehicles)
         self.fps = float(fps)
         self.n_frames = int(round(duration_s * fps))
@@ -101,9 +116,17 @@ class StreetScene(Clip):
 
     # ----- scripting -----
     @classmethod
-    def random(cls, seed: int, duration_s: float = 30.0, fps: float = 10.0, size: tuple[int, int] = (640, 360),
-               per_lane_per_min: float = 8.0, mix: tuple[float, ...] = (0.6, 0.2, 0.1, 0.1),
-               lighting: Lighting | None = None, pole_x: float | None = 1.5) -> StreetScene:
+    def random(
+        cls,
+        seed: int,
+        duration_s: float = 30.0,
+        fps: float = 10.0,
+        size: tuple[int, int] = (640, 360),
+        per_lane_per_min: float = 8.0,
+        mix: tuple[float, ...] = (0.6, 0.2, 0.1, 0.1),
+        lighting: Lighting | None = None,
+        pole_x: float | None = 1.5,
+    ) -> StreetScene:
         """Poisson traffic in all four lanes; same-lane vehicles never collide."""
         rng = np.random.default_rng(seed)
         tmp = cls([], duration_s, fps, size, seed, lighting or Lighting.random(rng, duration_s), pole_x)
@@ -145,8 +168,7 @@ class StreetScene(Clip):
     def project(self, x: float, d: float, z: float) -> tuple[float, float]:
         return self.size[0] / 2 + self.f * x / d, self.v_h + self.f * (CAM_H - z) / d
 
-    def _cuboid(self, prims: list, xa: float, xb: float, d0: float, d1: float, za: float, zb: float,
-                colour: tuple[int, int, int]) -> None:
+    def _cuboid(self, prims: list, xa: float, xb: float, d0: float, d1: float, za: float, zb: float, colour: tuple[int, int, int]) -> None:
         p = self.project
         side = [p(xa, d0, za), p(xb, d0, za), p(xb, d0, zb), p(xa, d0, zb)]
         top = [p(xa, d0, zb), p(xb, d0, zb), p(xb, d1, zb), p(xa, d1, zb)]
@@ -188,8 +210,7 @@ class StreetScene(Clip):
             cab_len = 1.9
             box_a, box_b = sorted((fr(1) - direction * (cab_len + 0.15), fr(-1)))
             cab_a, cab_b = sorted((fr(1), fr(1) - direction * cab_len))
-            pieces = [((box_a, box_b), 0.35, H, (230, 230, 230) if v.colour[0] < 100 else v.colour),
-                      ((cab_a, cab_b), 0.3, 0.8 * H, v.colour)]
+            pieces = [((box_a, box_b), 0.35, H, (230, 230, 230) if v.colour[0] < 100 else v.colour), ((cab_a, cab_b), 0.3, 0.8 * H, v.colour)]
             pieces.sort(key=lambda pc: -abs((pc[0][0] + pc[0][1]) / 2))
             for (a, b), za, zb, col in pieces:
                 self._cuboid(prims, a, b, d0, d1, za, zb, col)
@@ -219,8 +240,12 @@ class StreetScene(Clip):
         xc = self._x(v, t)
         d0 = LANES[v.lane][0] - v.width / 2
         p = self.project
-        pts = [p(xc - v.length / 2 - 0.2, d0 - 0.5, 0), p(xc + v.length / 2 + 0.4, d0 - 0.5, 0),
-               p(xc + v.length / 2 + 0.4, d0 + v.width - 0.1, 0), p(xc - v.length / 2 - 0.2, d0 + v.width - 0.1, 0)]
+        pts = [
+            p(xc - v.length / 2 - 0.2, d0 - 0.5, 0),
+            p(xc + v.length / 2 + 0.4, d0 - 0.5, 0),
+            p(xc + v.length / 2 + 0.4, d0 + v.width - 0.1, 0),
+            p(xc - v.length / 2 - 0.2, d0 + v.width - 0.1, 0),
+        ]
         return np.round(np.asarray(pts)).astype(np.int32)
 
     # ----- rendering -----
@@ -285,11 +310,25 @@ class StreetScene(Clip):
             return []
         p = self.project
         r = 0.11
-        prims = [("poly", [p(self.pole_x - r, POLE_D, 0), p(self.pole_x + r, POLE_D, 0),
-                           p(self.pole_x + r, POLE_D, 12), p(self.pole_x - r, POLE_D, 12)], (70, 75, 80))]
-        prims.append(("poly", [p(self.pole_x - 0.3, POLE_D - 0.05, 2.4), p(self.pole_x + 0.3, POLE_D - 0.05, 2.4),
-                               p(self.pole_x + 0.3, POLE_D - 0.05, 3.0), p(self.pole_x - 0.3, POLE_D - 0.05, 3.0)],
-                      (160, 90, 20)))
+        prims = [
+            (
+                "poly",
+                [p(self.pole_x - r, POLE_D, 0), p(self.pole_x + r, POLE_D, 0), p(self.pole_x + r, POLE_D, 12), p(self.pole_x - r, POLE_D, 12)],
+                (70, 75, 80),
+            )
+        ]
+        prims.append(
+            (
+                "poly",
+                [
+                    p(self.pole_x - 0.3, POLE_D - 0.05, 2.4),
+                    p(self.pole_x + 0.3, POLE_D - 0.05, 2.4),
+                    p(self.pole_x + 0.3, POLE_D - 0.05, 3.0),
+                    p(self.pole_x - 0.3, POLE_D - 0.05, 3.0),
+                ],
+                (160, 90, 20),
+            )
+        )
         return prims
 
     def _active(self, t: float) -> list[Vehicle]:
@@ -322,8 +361,7 @@ class StreetScene(Clip):
         objects = []
         for k, v in enumerate(active, start=1):
             pts = [pr[1] for pr in prims_of[v.track_id] if pr[0] == "poly"]
-            circ = [(pr[1][0] + s * pr[2], pr[1][1] + s * pr[2]) for pr in prims_of[v.track_id] if pr[0] == "circle"
-                    for s in (-1, 1)]
+            circ = [(pr[1][0] + s * pr[2], pr[1][1] + s * pr[2]) for pr in prims_of[v.track_id] if pr[0] == "circle" for s in (-1, 1)]
             allpts = np.asarray([q for poly in pts for q in poly] + circ, np.float64)
             box = box_of(allpts, w, h)
             if box is None or full[v.track_id] == 0:

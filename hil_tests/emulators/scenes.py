@@ -92,7 +92,20 @@ from hil_tests.emulators.scene_parking import ParkingScene, Stay
 from hil_tests.emulators.scene_street import CLASSES, LANES, StreetScene, Vehicle, make_vehicle
 
 __all__ = [
-    "CLASSES", "LANES", "BinScene", "BinSpec", "FrameTruth", "GTObject", "Lighting", "ParkingScene", "Stay",
-    "StreetScene", "Vehicle", "Walker",
-    "load_truth", "make_vehicle", "save_truth", "write_video",
+    "CLASSES",
+    "LANES",
+    "BinScene",
+    "BinSpec",
+    "FrameTruth",
+    "GTObject",
+    "Lighting",
+    "ParkingScene",
+    "Stay",
+    "StreetScene",
+    "Vehicle",
+    "Walker",
+    "load_truth",
+    "make_vehicle",
+    "save_truth",
+    "write_video",
 ]

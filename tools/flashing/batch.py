@@ -7,6 +7,7 @@ target, overrides --target), `hostname`, and network overrides `wifi_ssid`,
 A --target containing {gateway_id} makes one image file per gateway; a fixed
 target (a card reader) prompts to swap cards between gateways.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,8 +39,7 @@ def read_jobs(csv_path: str, default_target: str) -> list[tuple[str, Job]]:
         raise FlashError(f"{path} has no 'config' column", "the header needs at least: config")
     unknown = columns - KNOWN_COLUMNS
     if unknown:
-        raise FlashError(f"{path} has unknown columns: {', '.join(sorted(unknown))}",
-                         f"allowed columns: {', '.join(sorted(KNOWN_COLUMNS))}")
+        raise FlashError(f"{path} has unknown columns: {', '.join(sorted(unknown))}", f"allowed columns: {', '.join(sorted(KNOWN_COLUMNS))}")
     jobs: list[tuple[str, Job]] = []
     seen: set[str] = set()
     for line, row in enumerate(rows, 2):
@@ -50,8 +50,7 @@ def read_jobs(csv_path: str, default_target: str) -> list[tuple[str, Job]]:
         gateway_id = load_gateway_config(str(config_path)).gateway_id
         wanted = (row.get("gateway_id") or "").strip()
         if wanted and wanted != gateway_id:
-            raise FlashError(f"{path}:{line}: gateway_id {wanted!r} but {config_path} says {gateway_id!r}",
-                             "fix the CSV or the config so they agree")
+            raise FlashError(f"{path}:{line}: gateway_id {wanted!r} but {config_path} says {gateway_id!r}", "fix the CSV or the config so they agree")
         if gateway_id in seen:
             raise FlashError(f"{path}:{line}: gateway {gateway_id} appears twice", "each gateway gets one card")
         seen.add(gateway_id)
@@ -81,12 +80,11 @@ def run_batch(ctx: Context, csv_path: str, default_target: str, ask: Callable[[s
             continue
         if swap and not ctx.opts.dry_run:
             try:
-                answer = ask(f"Insert the card for {gateway_id} into {job.target}, then press Enter "
-                             "(s = skip this gateway, q = stop): ").strip().lower()
+                answer = ask(f"Insert the card for {gateway_id} into {job.target}, then press Enter (s = skip this gateway, q = stop): ").strip().lower()
             except EOFError:
                 answer = "q"
             if answer == "q":
-                results += [{"gateway_id": g, "status": "not done"} for g, _ in jobs[index - 1:]]
+                results += [{"gateway_id": g, "status": "not done"} for g, _ in jobs[index - 1 :]]
                 break
             if answer == "s":
                 results.append({"gateway_id": gateway_id, "status": "skipped"})

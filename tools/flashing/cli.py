@@ -1,4 +1,5 @@
 """`edge-flash`: argument parsing and exit codes (0 done, 2 bad input or not verified)."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--extras", action="append", default=[], help="agent extras the gateway needs, e.g. vision")
     g.add_argument("--arch", default="aarch64", help="gateway CPU for wheel checks (default aarch64)")
     g.add_argument("--unit", help="systemd unit (default config/systemd/edge-agent.service)")
-    g.add_argument("--mechanism", choices=MECHANISMS, default="auto",
-                   help="first-boot mechanism; auto: cloud-init on Trixie images, firstrun.sh on Bookworm")
+    g.add_argument("--mechanism", choices=MECHANISMS, default="auto", help="first-boot mechanism; auto: cloud-init on Trixie images, firstrun.sh on Bookworm")
     i = p.add_argument_group("identity")
     i.add_argument("--ca-dir", help="installer CA directory with ca.crt and ca.key: sign the certificate here")
     i.add_argument("--csr-dir", help="leave <gateway>.csr here for the city's CA instead of signing")

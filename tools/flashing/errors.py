@@ -5,6 +5,7 @@ target, interrupted write) becomes a FlashError: a message that says what
 went wrong and a hint that says what to do next. The CLI prints both and
 exits with status 2.
 """
+
 from __future__ import annotations
 
 EXIT_BAD_INPUT = 2

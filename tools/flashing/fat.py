@@ -6,6 +6,7 @@ installer's laptop. Only what the tool needs is supported: read, create,
 replace and delete files, create directories, list. Both FAT copies and the
 FAT32 FSInfo free count are kept consistent so `fsck.fat` finds nothing.
 """
+
 from __future__ import annotations
 
 import struct
@@ -47,12 +48,22 @@ class FatVolume:
         boot = f.read(512)
         if len(boot) < 512 or boot[510:512] != b"\x55\xaa":
             raise FatError("the boot partition has no valid FAT boot sector", HINT)
-        (self.bytes_per_sector, self.sectors_per_cluster, self.reserved, self.num_fats,
-         self.root_entries, total16, _media, fat16_size, _spt, _heads, _hidden,
-         total32) = struct.unpack_from("<HBHBHHBHHHII", boot, 11)
+        (
+            self.bytes_per_sector,
+            self.sectors_per_cluster,
+            self.reserved,
+            self.num_fats,
+            self.root_entries,
+            total16,
+            _media,
+            fat16_size,
+            _spt,
+            _heads,
+            _hidden,
+            total32,
+        ) = struct.unpack_from("<HBHBHHBHHHII", boot, 11)
         bps, spc = self.bytes_per_sector, self.sectors_per_cluster
-        if bps not in (512, 1024, 2048, 4096) or spc == 0 or spc & (spc - 1) or not self.num_fats \
-                or not self.reserved:
+        if bps not in (512, 1024, 2048, 4096) or spc == 0 or spc & (spc - 1) or not self.num_fats or not self.reserved:
             raise FatError("the boot partition's FAT parameters are invalid", HINT)
         self.total_sectors = total16 or total32
         self.fat_sectors = fat16_size or struct.unpack_from("<I", boot, 36)[0]
@@ -70,8 +81,7 @@ class FatVolume:
         elif self.cluster_count >= 4085:
             self.fat_type = 16
         else:
-            raise FatError("the boot partition is FAT12, which is not supported",
-                           "use a Raspberry Pi OS image; its boot partition is FAT32")
+            raise FatError("the boot partition is FAT12, which is not supported", "use a Raspberry Pi OS image; its boot partition is FAT32")
         self.root_cluster = struct.unpack_from("<I", boot, 44)[0] if self.fat_type == 32 else 0
         self.fsinfo_sector = struct.unpack_from("<H", boot, 48)[0] if self.fat_type == 32 else 0
         self.label = (boot[71:82] if self.fat_type == 32 else boot[43:54]).decode("latin-1").strip()
@@ -153,9 +163,10 @@ class FatVolume:
                     break
         if len(found) < count:
             need = count * self.cluster_size
-            raise FatError(f"the boot partition is full ({need} bytes needed, "
-                           f"{self.free_bytes()} free)",
-                           "leave out wheels the gateway does not need or use a smaller wheelhouse")
+            raise FatError(
+                f"the boot partition is full ({need} bytes needed, {self.free_bytes()} free)",
+                "leave out wheels the gateway does not need or use a smaller wheelhouse",
+            )
         eoc = FAT32_EOC if self.fat_type == 32 else FAT16_EOC
         for here, nxt in zip(found, found[1:] + [None], strict=True):
             self._set(here, nxt if nxt is not None else eoc)
@@ -188,7 +199,7 @@ class FatVolume:
         pos = 0
         for first, count in self._runs(clusters):
             size = count * self.cluster_size
-            self._write_at(self._cluster_pos(first), data[pos:pos + size])
+            self._write_at(self._cluster_pos(first), data[pos : pos + size])
             pos += size
 
     # -- directories --------------------------------------------------------
@@ -278,15 +289,14 @@ class FatVolume:
             if start is not None:
                 break
             if dir_cluster == 0:
-                raise FatError("the boot partition's root directory is full",
-                               "this FAT16 image cannot take more files in its root")
+                raise FatError("the boot partition's root directory is full", "this FAT16 image cannot take more files in its root")
             new = self._allocate(1)[0]
             self._set(self.chain(dir_cluster)[-1], new)
             self._write_clusters([new], b"")
             raw.extend(b"\x00" * self.cluster_size)
         for i, slot in enumerate(slots):
             pos = (start + i) * ENTRY_SIZE
-            raw[pos:pos + ENTRY_SIZE] = slot
+            raw[pos : pos + ENTRY_SIZE] = slot
         self._dir_write(dir_cluster, bytes(raw))
 
     @staticmethod
@@ -349,7 +359,7 @@ class FatVolume:
             return
         raw = bytearray(self._dir_raw(parent))
         pos = existing.slot * ENTRY_SIZE
-        raw[pos:pos + ENTRY_SIZE] = update_entry(bytes(raw[pos:pos + ENTRY_SIZE]), first, len(data))
+        raw[pos : pos + ENTRY_SIZE] = update_entry(bytes(raw[pos : pos + ENTRY_SIZE]), first, len(data))
         self._dir_write(parent, bytes(raw))
 
     def remove(self, path: str) -> None:

@@ -4,6 +4,7 @@ Pure functions over bytes so the FAT volume code can stay about clusters and
 chains. Windows, macOS and Linux all read these names; a name that fits 8.3 in
 upper case is stored without long-name slots, everything else gets them.
 """
+
 from __future__ import annotations
 
 import struct
@@ -32,14 +33,13 @@ class DirEntry:
 
     __slots__ = ("name", "short", "attr", "cluster", "size", "slot", "first_slot", "wrt_time", "wrt_date")
 
-    def __init__(self, name: str, short: bytes, attr: int, cluster: int, size: int,
-                 slot: int, first_slot: int, wrt_time: int = 0, wrt_date: int = 0) -> None:
+    def __init__(self, name: str, short: bytes, attr: int, cluster: int, size: int, slot: int, first_slot: int, wrt_time: int = 0, wrt_date: int = 0) -> None:
         self.name = name
         self.short = short
         self.attr = attr
         self.cluster = cluster
         self.size = size
-        self.slot = slot            # index of the 8.3 entry in the directory
+        self.slot = slot  # index of the 8.3 entry in the directory
         self.first_slot = first_slot  # index of its first long-name slot (== slot if none)
         self.wrt_time = wrt_time
         self.wrt_date = wrt_date
@@ -122,8 +122,7 @@ def dos_timestamp(when: float | None = None) -> tuple[int, int]:
 
 def pack_entry(short: bytes, attr: int, cluster: int, size: int, when: float | None = None) -> bytes:
     dos_time, dos_date = dos_timestamp(when)
-    return _ENTRY.pack(short, attr, 0, 0, dos_time, dos_date, dos_date,
-                       cluster >> 16, dos_time, dos_date, cluster & 0xFFFF, size)
+    return _ENTRY.pack(short, attr, 0, 0, dos_time, dos_date, dos_date, cluster >> 16, dos_time, dos_date, cluster & 0xFFFF, size)
 
 
 def update_entry(raw: bytes, cluster: int, size: int, when: float | None = None) -> bytes:
@@ -141,7 +140,7 @@ def update_entry(raw: bytes, cluster: int, size: int, when: float | None = None)
 def lfn_entries(name: str, short: bytes) -> list[bytes]:
     """Long-name slots for `name`, in on-disk order (last part first)."""
     units = name.encode("utf-16-le")
-    chars = [units[i:i + 2] for i in range(0, len(units), 2)]
+    chars = [units[i : i + 2] for i in range(0, len(units), 2)]
     if len(chars) % CHARS_PER_LFN:
         chars.append(b"\x00\x00")
     while len(chars) % CHARS_PER_LFN:
@@ -150,10 +149,9 @@ def lfn_entries(name: str, short: bytes) -> list[bytes]:
     count = len(chars) // CHARS_PER_LFN
     slots = []
     for index in range(count):
-        part = chars[index * CHARS_PER_LFN:(index + 1) * CHARS_PER_LFN]
+        part = chars[index * CHARS_PER_LFN : (index + 1) * CHARS_PER_LFN]
         order = index + 1 + (LFN_LAST if index == count - 1 else 0)
-        slot = (bytes([order]) + b"".join(part[0:5]) + bytes([ATTR_LFN, 0, checksum])
-                + b"".join(part[5:11]) + b"\x00\x00" + b"".join(part[11:13]))
+        slot = bytes([order]) + b"".join(part[0:5]) + bytes([ATTR_LFN, 0, checksum]) + b"".join(part[5:11]) + b"\x00\x00" + b"".join(part[11:13])
         slots.append(slot)
     slots.reverse()
     return slots
@@ -170,7 +168,7 @@ def parse_directory(raw: bytes) -> list[DirEntry]:
     pending_start = -1
     pending_checksum = -1
     for slot_index in range(len(raw) // ENTRY_SIZE):
-        slot = raw[slot_index * ENTRY_SIZE:(slot_index + 1) * ENTRY_SIZE]
+        slot = raw[slot_index * ENTRY_SIZE : (slot_index + 1) * ENTRY_SIZE]
         first = slot[0]
         if first == 0x00:
             break
@@ -208,6 +206,5 @@ def parse_directory(raw: bytes) -> list[DirEntry]:
             name = f"{base}.{ext}" if ext else base
         pending = []
         cluster = (fields[7] << 16) | fields[10]
-        entries.append(DirEntry(name, fields[0], attr, cluster, fields[11], slot_index,
-                                first_slot, fields[8], fields[9]))
+        entries.append(DirEntry(name, fields[0], attr, cluster, fields[11], slot_index, first_slot, fields[8], fields[9]))
     return entries

@@ -7,6 +7,7 @@ the agent on every image. EDGE_ROOT prefixes every system path so tests can
 run the script in a scratch directory with recording stand-ins for
 useradd/systemctl/chown.
 """
+
 from __future__ import annotations
 
 SETUP_SH = r"""#!/bin/bash
@@ -194,5 +195,4 @@ sed -i 's| systemd.run.*||g' "$BOOT/cmdline.txt"
 exit 0
 """
 
-FIRSTRUN_CMDLINE = (" systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot"
-                    " systemd.unit=kernel-command-line.target")
+FIRSTRUN_CMDLINE = " systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target"

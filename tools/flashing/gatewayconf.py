@@ -3,6 +3,7 @@
 Also decides where the credentials go: exactly where [uplink.tls] says, which
 must be inside /etc/edge-agent/tls (the owner-only directory set-up creates).
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -30,15 +31,18 @@ class GatewayConfig:
             configured = getattr(tls, field, "") if tls is not None else ""
             self.tls_paths[field] = configured or default
             if configured and posixpath.dirname(posixpath.normpath(configured)) != TLS_DIR:
-                raise FlashError(f"{path}: [uplink.tls] {field} = {configured!r} is outside {TLS_DIR}",
-                                 f"credentials are installed owner-only in {TLS_DIR}; set {field} = {default!r}")
+                raise FlashError(
+                    f"{path}: [uplink.tls] {field} = {configured!r} is outside {TLS_DIR}",
+                    f"credentials are installed owner-only in {TLS_DIR}; set {field} = {default!r}",
+                )
         if tls is None:
-            self.warnings.append("the config has no [uplink.tls]: the gateway's certificate is installed in "
-                                 f"{TLS_DIR} but the agent will not use it")
+            self.warnings.append(f"the config has no [uplink.tls]: the gateway's certificate is installed in {TLS_DIR} but the agent will not use it")
         self.hub_ca_wanted = tls is not None and bool(tls.ca_file)
         if model.uplink.password_file:
-            self.warnings.append(f"[uplink] password_file = {model.uplink.password_file!r} is not carried by the "
-                                 "card; install it on the gateway or use certificate authentication")
+            self.warnings.append(
+                f"[uplink] password_file = {model.uplink.password_file!r} is not carried by the "
+                "card; install it on the gateway or use certificate authentication"
+            )
 
     def tls_name(self, field: str) -> str:
         return posixpath.basename(self.tls_paths[field])
@@ -52,6 +56,7 @@ def load_gateway_config(path: str) -> GatewayConfig:
     try:
         model = load_config(file)
     except ConfigError as exc:
-        raise FlashError(f"the gateway config is invalid; nothing was written.\n{exc.render()}",
-                         f"fix {file} (check it with `edge-agent config check {file}`) and run again") from exc
+        raise FlashError(
+            f"the gateway config is invalid; nothing was written.\n{exc.render()}", f"fix {file} (check it with `edge-agent config check {file}`) and run again"
+        ) from exc
     return GatewayConfig(file, file.read_bytes(), model)

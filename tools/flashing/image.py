@@ -7,6 +7,7 @@ cannot seek). While writing, the boot partition streams from the source with
 the changed pages laid over it; everything after it streams straight through.
 Partition 2 and beyond are never parsed or changed, only copied.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,15 +49,14 @@ class PagedOverlay:
             return data
         end = start + len(data)
         first, last = start // PAGE, (end - 1) // PAGE
-        touched = [p for p in self.pages if first <= p <= last] if len(self.pages) < last - first else \
-            [p for p in range(first, last + 1) if p in self.pages]
+        touched = [p for p in self.pages if first <= p <= last] if len(self.pages) < last - first else [p for p in range(first, last + 1) if p in self.pages]
         if not touched:
             return data
         out = bytearray(data)
         for page in touched:
             lo = max(page * PAGE, start)
             hi = min(page * PAGE + PAGE, end)
-            out[lo - start:hi - start] = self.pages[page][lo - page * PAGE:hi - page * PAGE]
+            out[lo - start : hi - start] = self.pages[page][lo - page * PAGE : hi - page * PAGE]
         return bytes(out)
 
     def read(self, n: int = -1) -> bytes:
@@ -77,7 +77,7 @@ class PagedOverlay:
             if current is None:
                 current = self._base(page_start, PAGE).ljust(PAGE, b"\0")
             cut = min(end, page_start + PAGE)
-            self.pages[page] = current[:pos - page_start] + data[pos - self.pos:cut - self.pos] + current[cut - page_start:]
+            self.pages[page] = current[: pos - page_start] + data[pos - self.pos : cut - self.pos] + current[cut - page_start :]
             pos = cut
         self.pos = end
         return len(data)
@@ -87,8 +87,18 @@ class PagedOverlay:
 
 
 class OpenedImage:
-    def __init__(self, source: ImageSource, stream: ImageStream, table: PartitionTable, head: bytes,
-                 boot: Partition, base: BinaryIO, base_offset: int, streamed_boot: bool, scratch: str) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        stream: ImageStream,
+        table: PartitionTable,
+        head: bytes,
+        boot: Partition,
+        base: BinaryIO,
+        base_offset: int,
+        streamed_boot: bool,
+        scratch: str,
+    ) -> None:
         self.source = source
         self.stream = stream
         self.table = table
@@ -149,8 +159,7 @@ class OpenedImage:
             want = min(block_size - len(pending) if pending else block_size, remaining)
             data = stream.read(want)
             if not data:
-                raise FlashError(f"{self.source.path} ends early: {self.source.size - remaining} of "
-                                 f"{self.source.size} bytes", REDOWNLOAD)
+                raise FlashError(f"{self.source.path} ends early: {self.source.size - remaining} of {self.source.size} bytes", REDOWNLOAD)
             remaining -= len(data)
             yield from emit(data)
         if pending:
@@ -176,12 +185,10 @@ def open_image(source: ImageSource, scratch_dir: str | None = None) -> OpenedIma
         first = stream.read_exact(SECTOR) if source.size >= SECTOR else stream.read(SECTOR)
         table = parse_mbr(first)
         if source.size < table.end:
-            raise FlashError(f"{source.path} is truncated: its partitions need {table.end} bytes but it holds "
-                             f"{source.size}", REDOWNLOAD)
+            raise FlashError(f"{source.path} is truncated: its partitions need {table.end} bytes but it holds {source.size}", REDOWNLOAD)
         boot = table.boot_partition()
         if boot.start > MAX_HEAD:
-            raise FlashError(f"the boot partition starts {boot.start >> 20} MiB into the image; expected near the start",
-                             "use a Raspberry Pi OS image")
+            raise FlashError(f"the boot partition starts {boot.start >> 20} MiB into the image; expected near the start", "use a Raspberry Pi OS image")
         head = first + stream.read_exact(boot.start - SECTOR)
         if source.kind == "img":
             # a plain image can be read at random: no copy, the stream carries the boot bytes later

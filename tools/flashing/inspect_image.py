@@ -3,6 +3,7 @@
 Reads only. Secrets are never printed: the Wi-Fi key and private key are
 reported as present or absent, certificates by subject, expiry and fingerprint.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,9 @@ from .source import ImageSource
 
 
 def _describe_volume(vol: FatVolume, lines: list[str]) -> None:
-    lines.append(f"boot partition: FAT{vol.fat_type}, label {vol.label!r}, "
-                 f"{vol.free_bytes() / 1e6:.1f} MB free of {vol.cluster_count * vol.cluster_size / 1e6:.1f} MB")
+    lines.append(
+        f"boot partition: FAT{vol.fat_type}, label {vol.label!r}, {vol.free_bytes() / 1e6:.1f} MB free of {vol.cluster_count * vol.cluster_size / 1e6:.1f} MB"
+    )
     try:
         lines.append(f"release: {detect_release(vol).describe()}")
     except FlashError as exc:
@@ -36,18 +38,19 @@ def _describe_volume(vol: FatVolume, lines: list[str]) -> None:
         lines.append("edge-agent: not customised (no /edge-agent/manifest.json)")
         return
     manifest = json.loads(vol.read_file(f"{PAYLOAD_DIR}/manifest.json"))
-    lines.append(f"edge-agent: gateway {manifest['gateway_id']} (site {manifest['site']}), host name "
-                 f"{manifest['hostname']}, customised {manifest['created']} for {manifest['mechanism']}")
+    lines.append(
+        f"edge-agent: gateway {manifest['gateway_id']} (site {manifest['site']}), host name "
+        f"{manifest['hostname']}, customised {manifest['created']} for {manifest['mechanism']}"
+    )
     lines.append(f"  admin user {manifest['admin_user']}, SSH keys: {', '.join(manifest['ssh_keys'])}")
-    lines.append(f"  network: {manifest['network']}; time zone {manifest['timezone'] or '-'}; "
-                 f"NTP {' '.join(manifest['ntp_servers']) or '-'}")
+    lines.append(f"  network: {manifest['network']}; time zone {manifest['timezone'] or '-'}; NTP {' '.join(manifest['ntp_servers']) or '-'}")
     cert = manifest.get("certificate_sha256")
-    lines.append(f"  identity: {'certificate ' + cert if cert else 'CSR only (certificate from the city CA)'}; "
-                 f"public key sha256 {manifest['public_key_sha256']}")
+    lines.append(
+        f"  identity: {'certificate ' + cert if cert else 'CSR only (certificate from the city CA)'}; public key sha256 {manifest['public_key_sha256']}"
+    )
     done = vol.exists(f"{PAYLOAD_DIR}/FIRSTBOOT-DONE")
     if done:
-        lines.append(f"  first boot: done at {vol.read_file(f'{PAYLOAD_DIR}/FIRSTBOOT-DONE').decode().strip()} "
-                     "(secrets removed from the boot partition)")
+        lines.append(f"  first boot: done at {vol.read_file(f'{PAYLOAD_DIR}/FIRSTBOOT-DONE').decode().strip()} (secrets removed from the boot partition)")
     if vol.exists(f"{PAYLOAD_DIR}/FIRSTBOOT-FAILED"):
         lines.append("  first boot: FAILED: " + vol.read_file(f"{PAYLOAD_DIR}/FIRSTBOOT-FAILED").decode().strip().replace("\n", " "))
     damaged, consumed = [], []
@@ -60,12 +63,14 @@ def _describe_volume(vol: FatVolume, lines: list[str]) -> None:
             damaged.append(path)
         if path.endswith((".pem", ".crt")) and b"BEGIN CERTIFICATE" in data:
             c = x509.load_pem_x509_certificate(data)
-            lines.append(f"  {path}: {c.subject.rfc4514_string()}, valid until {c.not_valid_after_utc:%Y-%m-%d}, "
-                         f"sha256 {c.fingerprint(hashes.SHA256()).hex()[:16]}...")
+            lines.append(
+                f"  {path}: {c.subject.rfc4514_string()}, valid until {c.not_valid_after_utc:%Y-%m-%d}, sha256 {c.fingerprint(hashes.SHA256()).hex()[:16]}..."
+            )
     wheels = sorted(p.rsplit("/", 1)[1] for p in manifest["files"] if p.startswith(f"{PAYLOAD_DIR}/wheels/"))
     lines.append(f"  wheels ({len(wheels)}): {', '.join(wheels)}")
-    lines.append(f"  files: {len(manifest['files'])} in manifest, {len(damaged)} damaged, {len(consumed)} missing"
-                 + (" (removed by first boot)" if done else ""))
+    lines.append(
+        f"  files: {len(manifest['files'])} in manifest, {len(damaged)} damaged, {len(consumed)} missing" + (" (removed by first boot)" if done else "")
+    )
     for path in damaged:
         lines.append(f"  DAMAGED: /{path} does not match the manifest")
     if consumed and not done:

@@ -5,6 +5,7 @@ script, settings, config, credentials, unit, wheels, checksums, manifest).
 The image's own mechanism starts it: cloud-init's user-data on Trixie images,
 firstrun.sh via cmdline.txt on Bookworm.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,27 +44,33 @@ def hostname_for(gateway_id: str) -> str:
 class Settings:
     """Everything an installer chooses for one gateway, besides the image and target."""
 
-    def __init__(self, config: GatewayConfig, ssh_keys: list[str], admin_user: str = "edgeadmin",
-                 timezone: str = "", ntp_servers: list[str] | None = None,
-                 network: NetworkSettings | None = None, unit_text: bytes = b"", hostname: str = "") -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        ssh_keys: list[str],
+        admin_user: str = "edgeadmin",
+        timezone: str = "",
+        ntp_servers: list[str] | None = None,
+        network: NetworkSettings | None = None,
+        unit_text: bytes = b"",
+        hostname: str = "",
+    ) -> None:
         if not ADMIN_NAME.match(admin_user) or admin_user in RESERVED_USERS:
-            raise FlashError(f"admin user name {admin_user!r} is not allowed",
-                             "use lower-case letters, digits, - and _ (and not root or edge-agent)")
-        if timezone and (not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", timezone)
-                         or timezone not in (zoneinfo.available_timezones() or {timezone})):
+            raise FlashError(f"admin user name {admin_user!r} is not allowed", "use lower-case letters, digits, - and _ (and not root or edge-agent)")
+        if timezone and (not re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", timezone) or timezone not in (zoneinfo.available_timezones() or {timezone})):
             raise FlashError(f"time zone {timezone!r} is not a tz database name", "use e.g. Europe/Berlin or UTC")
         for server in ntp_servers or []:
             if not re.match(r"^[A-Za-z0-9.:-]+$", server):
                 raise FlashError(f"time server {server!r} is not a host name or address", "check --ntp")
         if not unit_text:
-            raise FlashError("the systemd unit for the agent is empty or missing",
-                             "pass --unit config/systemd/edge-agent.service")
+            raise FlashError("the systemd unit for the agent is empty or missing", "pass --unit config/systemd/edge-agent.service")
         self.config = config
         self.gateway_id = config.gateway_id
         self.hostname = hostname or hostname_for(config.gateway_id)
         if not HOST_NAME.match(self.hostname):
-            raise FlashError(f"host name {self.hostname!r} is not valid",
-                             "use letters, digits and inner hyphens, at most 63 characters (default: the gateway id)")
+            raise FlashError(
+                f"host name {self.hostname!r} is not valid", "use letters, digits and inner hyphens, at most 63 characters (default: the gateway id)"
+            )
         self.ssh_keys = ssh_keys
         self.admin_user = admin_user
         self.timezone = timezone
@@ -92,15 +99,28 @@ def _env(values: dict[str, str]) -> bytes:
 
 def _user_data(s: Settings) -> bytes:
     q = json.dumps
-    lines = ["#cloud-config", f"# edge-agent gateway {s.gateway_id}, written by edge-flash.",
-             f"hostname: {q(s.hostname)}", "manage_etc_hosts: true", "ssh_pwauth: false", "disable_root: true"]
+    lines = [
+        "#cloud-config",
+        f"# edge-agent gateway {s.gateway_id}, written by edge-flash.",
+        f"hostname: {q(s.hostname)}",
+        "manage_etc_hosts: true",
+        "ssh_pwauth: false",
+        "disable_root: true",
+    ]
     if s.timezone:
         lines.append(f"timezone: {q(s.timezone)}")
     if s.ntp_servers:
         lines += ["ntp:", "  enabled: true", f"  servers: [{', '.join(q(n) for n in s.ntp_servers)}]"]
-    lines += ["users:", f"  - name: {q(s.admin_user)}", '    gecos: "Gateway administrator"',
-              "    groups: [adm, sudo, dialout]", "    shell: /bin/bash", "    lock_passwd: true",
-              '    sudo: "ALL=(ALL) NOPASSWD:ALL"', "    ssh_authorized_keys:"]
+    lines += [
+        "users:",
+        f"  - name: {q(s.admin_user)}",
+        '    gecos: "Gateway administrator"',
+        "    groups: [adm, sudo, dialout]",
+        "    shell: /bin/bash",
+        "    lock_passwd: true",
+        '    sudo: "ALL=(ALL) NOPASSWD:ALL"',
+        "    ssh_authorized_keys:",
+    ]
     lines += [f"      - {q(key)}" for key in s.ssh_keys]
     lines += ["runcmd:", f"  - [bash, {BOOT_MOUNT}/{PAYLOAD_DIR}/setup.sh, agent]"]
     return ("\n".join(lines) + "\n").encode()
@@ -121,8 +141,7 @@ def seq_seed(now: dt.datetime) -> int:
     return int(now.timestamp() * 1_000_000)
 
 
-def build_payload(s: Settings, release: Release, identity: Identity, hub_ca_pem: bytes | None,
-                  wheels: list[Path], now: dt.datetime | None = None) -> Payload:
+def build_payload(s: Settings, release: Release, identity: Identity, hub_ca_pem: bytes | None, wheels: list[Path], now: dt.datetime | None = None) -> Payload:
     now = now or dt.datetime.now(dt.UTC)
     cfg = s.config
     d = PAYLOAD_DIR
@@ -139,23 +158,34 @@ def build_payload(s: Settings, release: Release, identity: Identity, hub_ca_pem:
     if hub_ca_pem:
         files[f"{d}/tls/{cfg.tls_name('ca_file')}"] = hub_ca_pem
     elif cfg.hub_ca_wanted:
-        raise FlashError(f"the config expects the hub's CA certificate at {cfg.tls_paths['ca_file']} but none was given",
-                         "pass --hub-ca FILE, or --ca-dir (its ca.crt is used)")
+        raise FlashError(
+            f"the config expects the hub's CA certificate at {cfg.tls_paths['ca_file']} but none was given",
+            "pass --hub-ca FILE, or --ca-dir (its ca.crt is used)",
+        )
     for wheel in wheels:
         files[f"{d}/wheels/{wheel.name}"] = wheel.read_bytes()
     cloud_init = release.mechanism == "cloud-init"
-    env = {"GATEWAY_ID": s.gateway_id, "HOST_NAME": s.hostname, "ADMIN_USER": s.admin_user,
-           "TIMEZONE": s.timezone, "NTP_SERVERS": " ".join(s.ntp_servers),
-           "WIFI_COUNTRY": s.network.wifi_country if s.network.wifi_ssid else "",
-           "AGENT_WHEEL": wheels[0].name, "START_NOW": "1" if cloud_init else "0", "MECHANISM": release.mechanism,
-           "SEQ_FILE": seq_file_for(cfg.model), "SEQ_SEED": str(seq_seed(now))}
+    env = {
+        "GATEWAY_ID": s.gateway_id,
+        "HOST_NAME": s.hostname,
+        "ADMIN_USER": s.admin_user,
+        "TIMEZONE": s.timezone,
+        "NTP_SERVERS": " ".join(s.ntp_servers),
+        "WIFI_COUNTRY": s.network.wifi_country if s.network.wifi_ssid else "",
+        "AGENT_WHEEL": wheels[0].name,
+        "START_NOW": "1" if cloud_init else "0",
+        "MECHANISM": release.mechanism,
+        "SEQ_FILE": seq_file_for(cfg.model),
+        "SEQ_SEED": str(seq_seed(now)),
+    }
     files[f"{d}/settings.env"] = _env(env)
     cmdline_append = ""
     if cloud_init:
         files["user-data"] = _user_data(s)
         files["network-config"] = s.network.network_config().encode()
-        files["meta-data"] = (f"instance-id: {json.dumps('edge-' + s.gateway_id + '-' + secrets.token_hex(4))}\n"
-                              f"local-hostname: {json.dumps(s.hostname)}\n").encode()
+        files["meta-data"] = (
+            f"instance-id: {json.dumps('edge-' + s.gateway_id + '-' + secrets.token_hex(4))}\nlocal-hostname: {json.dumps(s.hostname)}\n"
+        ).encode()
     else:
         for name, text in s.network.nm_keyfiles().items():
             files[f"{d}/network/{name}"] = text.encode()
@@ -164,18 +194,26 @@ def build_payload(s: Settings, release: Release, identity: Identity, hub_ca_pem:
         if s.network.wifi_ssid:
             cmdline_append += f" cfg80211.ieee80211_regdom={s.network.wifi_country}"
     # setup.sh checks these before touching the system: a damaged card fails loudly
-    sums = sorted((path[len(d) + 1:], hashlib.sha256(data).hexdigest()) for path, data in files.items()
-                  if path.startswith(d + "/"))
+    sums = sorted((path[len(d) + 1 :], hashlib.sha256(data).hexdigest()) for path, data in files.items() if path.startswith(d + "/"))
     files[f"{d}/SHA256SUMS"] = "".join(f"{digest}  {rel}\n" for rel, digest in sums).encode()
     manifest = {
-        "tool": "edge-flash", "format": TOOL_VERSION, "created": now.isoformat(timespec="seconds"),
-        "gateway_id": s.gateway_id, "site": cfg.site, "hostname": s.hostname, "admin_user": s.admin_user,
-        "mechanism": release.mechanism, "release": release.name, "release_date": release.date,
-        "certificate_sha256": identity.cert_sha256, "public_key_sha256": identity.public_key_sha256,
-        "ssh_keys": [key_fingerprint(k) for k in s.ssh_keys], "network": s.network.summary(),
-        "timezone": s.timezone, "ntp_servers": s.ntp_servers,
-        "files": {path: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                  for path, data in sorted(files.items())},
+        "tool": "edge-flash",
+        "format": TOOL_VERSION,
+        "created": now.isoformat(timespec="seconds"),
+        "gateway_id": s.gateway_id,
+        "site": cfg.site,
+        "hostname": s.hostname,
+        "admin_user": s.admin_user,
+        "mechanism": release.mechanism,
+        "release": release.name,
+        "release_date": release.date,
+        "certificate_sha256": identity.cert_sha256,
+        "public_key_sha256": identity.public_key_sha256,
+        "ssh_keys": [key_fingerprint(k) for k in s.ssh_keys],
+        "network": s.network.summary(),
+        "timezone": s.timezone,
+        "ntp_servers": s.ntp_servers,
+        "files": {path: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for path, data in sorted(files.items())},
         "cmdline_append": cmdline_append.strip(),
     }
     files[f"{d}/manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
@@ -193,12 +231,15 @@ def patch_cmdline(text: str, append: str) -> str:
 def apply_payload(vol: FatVolume, payload: Payload) -> None:
     clusters = sum((len(data) + vol.cluster_size - 1) // vol.cluster_size + 1 for data in payload.files.values())
     if clusters * vol.cluster_size > vol.free_bytes():
-        raise FlashError(f"the boot partition has {vol.free_bytes() // 1_000_000} MB free but the card's payload "
-                         f"needs about {clusters * vol.cluster_size // 1_000_000} MB",
-                         "trim the wheelhouse to what the gateway needs (no vision extras if it has no camera)")
+        raise FlashError(
+            f"the boot partition has {vol.free_bytes() // 1_000_000} MB free but the card's payload needs about {clusters * vol.cluster_size // 1_000_000} MB",
+            "trim the wheelhouse to what the gateway needs (no vision extras if it has no camera)",
+        )
     if vol.exists(PAYLOAD_DIR):
-        raise FlashError("this image is already customised (it has /edge-agent on its boot partition)",
-                         "start from the original Raspberry Pi OS image; each card gets its own identity")
+        raise FlashError(
+            "this image is already customised (it has /edge-agent on its boot partition)",
+            "start from the original Raspberry Pi OS image; each card gets its own identity",
+        )
     for path, data in payload.files.items():
         parent = path.rsplit("/", 1)[0] if "/" in path else ""
         if parent:

@@ -1,4 +1,5 @@
 """A one-line progress bar: percentage, throughput and time left."""
+
 from __future__ import annotations
 
 import sys
@@ -38,8 +39,7 @@ class ProgressBar:
         left = (total - done) / rate if rate > 0 else 0.0
         filled = int(self.width * fraction)
         bar = "#" * filled + "." * (self.width - filled)
-        return (f"{self._phase:<8} [{bar}] {fraction * 100:5.1f}%  {done / 1e6:8.1f}/{total / 1e6:.1f} MB  "
-                f"{rate / 1e6:6.1f} MB/s  {_clock(left)} left")
+        return f"{self._phase:<8} [{bar}] {fraction * 100:5.1f}%  {done / 1e6:8.1f}/{total / 1e6:.1f} MB  {rate / 1e6:6.1f} MB/s  {_clock(left)} left"
 
     def update(self, done: int, total: int) -> None:
         now = time.monotonic()

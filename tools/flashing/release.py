@@ -6,6 +6,7 @@ images (October 2023 to 2025) have no cloud-init and run `firstrun.sh` when
 cmdline.txt asks for it. Bullseye and older ship Python 3.9, which the agent
 cannot run on, so they are refused.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,10 @@ def detect_release(vol: FatVolume, forced: str = "auto") -> Release:
         date = match.group(1) if match else ""
     has_cloud_init = any(vol.exists(name) for name in CLOUD_INIT_FILES)
     if not vol.exists("cmdline.txt"):
-        raise FlashError("the boot partition has no cmdline.txt, so it is not a Raspberry Pi OS boot partition",
-                         "use a Raspberry Pi OS image as downloaded from raspberrypi.com")
+        raise FlashError(
+            "the boot partition has no cmdline.txt, so it is not a Raspberry Pi OS boot partition",
+            "use a Raspberry Pi OS image as downloaded from raspberrypi.com",
+        )
     if forced == "cloud-init" or (forced == "auto" and (has_cloud_init or date >= FIRST_TRIXIE)):
         evidence = "cloud-init files on the boot partition" if has_cloud_init else f"image date {date or 'forced'}"
         return Release("trixie", date, "3.13", "cloud-init", evidence)
@@ -50,4 +53,5 @@ def detect_release(vol: FatVolume, forced: str = "auto") -> Release:
     raise FlashError(
         f"this image ({'dated ' + date if date else 'no date in issue.txt'}) is older than Raspberry Pi OS Bookworm; "
         "its Python is too old for the agent (3.11 or newer needed)",
-        "use a Raspberry Pi OS Bookworm or Trixie image, or --mechanism firstrun/cloud-init if you know better")
+        "use a Raspberry Pi OS Bookworm or Trixie image, or --mechanism firstrun/cloud-init if you know better",
+    )

@@ -7,6 +7,7 @@ is refused while the target is still untouched. Corruption inside the
 compressed data (a CRC failure) can only show up while streaming; the writer
 then reports the card as not verified.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -131,8 +132,7 @@ class ImageStream:
         try:
             data = self._reader.read(size)
         except (lzma.LZMAError, EOFError, zipfile.BadZipFile, zlib.error, OSError) as exc:
-            raise FlashError(f"{self.source.path} is corrupt at byte {self.position} of the "
-                             f"decompressed image: {exc}", REDOWNLOAD) from exc
+            raise FlashError(f"{self.source.path} is corrupt at byte {self.position} of the decompressed image: {exc}", REDOWNLOAD) from exc
         self.position += len(data)
         return data
 
@@ -142,8 +142,7 @@ class ImageStream:
         while remaining:
             chunk = self.read(min(remaining, 8 << 20))
             if not chunk:
-                raise FlashError(f"{self.source.path} ends early: {self.position} of "
-                                 f"{self.source.size} bytes", REDOWNLOAD)
+                raise FlashError(f"{self.source.path} ends early: {self.position} of {self.source.size} bytes", REDOWNLOAD)
             parts.append(chunk)
             remaining -= len(chunk)
         return b"".join(parts)
@@ -182,8 +181,7 @@ class ImageSource:
     def open_path(cls, path: str | os.PathLike[str]) -> ImageSource:
         image = Path(path)
         if not image.is_file():
-            raise FlashError(f"image {image} does not exist or is not a file",
-                             "give the path of a Raspberry Pi OS .img, .img.xz or .zip")
+            raise FlashError(f"image {image} does not exist or is not a file", "give the path of a Raspberry Pi OS .img, .img.xz or .zip")
         file_size = image.stat().st_size
         with open(image, "rb") as f:
             magic = f.read(6)
@@ -200,8 +198,7 @@ class ImageSource:
                 except (zipfile.BadZipFile, OSError) as exc:
                     raise FlashError(f"{image} is not a complete .zip file ({exc})", REDOWNLOAD) from exc
                 if len(members) != 1:
-                    raise FlashError(f"{image} holds {len(members)} .img files; expected exactly one",
-                                     "unpack it and pass the .img you want")
+                    raise FlashError(f"{image} holds {len(members)} .img files; expected exactly one", "unpack it and pass the .img you want")
                 return cls(image, "zip", members[0].file_size, members[0].filename)
         return cls(image, "img", file_size)
 

@@ -1,4 +1,5 @@
 """SSH public keys for the gateway's admin user: checked before they go on a card."""
+
 from __future__ import annotations
 
 import base64
@@ -9,8 +10,15 @@ from pathlib import Path
 
 from .errors import FlashError
 
-KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-             "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
 
 
 def key_fingerprint(line: str) -> str:
@@ -25,7 +33,7 @@ def key_fingerprint(line: str) -> str:
     if len(blob) < 4:
         raise ValueError("the key data is too short")
     (length,) = struct.unpack(">I", blob[:4])
-    if blob[4:4 + length].decode("ascii", "replace") != parts[0]:
+    if blob[4 : 4 + length].decode("ascii", "replace") != parts[0]:
         raise ValueError(f"the key data does not match its type {parts[0]}")
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
@@ -51,6 +59,7 @@ def load_keys(paths: list[str]) -> list[str]:
                 raise FlashError(f"{path}:{number}: {exc}", "pass OpenSSH public keys (.pub files)") from exc
             keys.append(line)
     if not keys:
-        raise FlashError("no SSH public key given: gateways have no password, so without a key nobody can log in",
-                         "add --ssh-key ~/.ssh/id_ed25519.pub (repeatable)")
+        raise FlashError(
+            "no SSH public key given: gateways have no password, so without a key nobody can log in", "add --ssh-key ~/.ssh/id_ed25519.pub (repeatable)"
+        )
     return keys

@@ -6,6 +6,7 @@ disk, never anything mounted, never read-only or too small, and only
 removable or USB devices unless forced. `sysfs` and `mounts` are parameters so
 tests can describe machines that they are not running on.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,7 @@ def _device_serial(block: Path) -> str:
     return ""
 
 
-def inspect_block_device(name: str, sysfs: str = SYSFS, mounts: str = PROC_MOUNTS,
-                         need: int = 0, force: bool = False) -> Target:
+def inspect_block_device(name: str, sysfs: str = SYSFS, mounts: str = PROC_MOUNTS, need: int = 0, force: bool = False) -> Target:
     """Check /dev/<name> is safe to overwrite with `need` bytes; FlashError otherwise."""
     block = Path(sysfs) / "block" / name
     dev = f"/dev/{name}"
@@ -91,8 +91,7 @@ def inspect_block_device(name: str, sysfs: str = SYSFS, mounts: str = PROC_MOUNT
     for device in holders:
         mount_point = mounted.get(device)
         if mount_point in SYSTEM_MOUNTS:
-            raise FlashError(f"{dev} holds this computer's system ({device} is mounted on {mount_point})",
-                             "pick the SD card or USB disk; check with `lsblk`")
+            raise FlashError(f"{dev} holds this computer's system ({device} is mounted on {mount_point})", "pick the SD card or USB disk; check with `lsblk`")
     busy = [f"{d} on {mounted[d]}" for d in holders if d in mounted]
     if busy:
         raise FlashError(f"{dev} is mounted ({', '.join(busy)})", f"unmount it first: sudo umount {' '.join(d.split(' on ')[0] for d in busy)}")
@@ -100,13 +99,11 @@ def inspect_block_device(name: str, sysfs: str = SYSFS, mounts: str = PROC_MOUNT
         raise FlashError(f"{dev} is read-only", "slide the SD card's lock switch to unlocked, or use another card")
     size = int(_read(block / "size") or 0) * 512
     if need and size < need:
-        raise FlashError(f"{dev} is too small: {size / 1e9:.2f} GB for a {need / 1e9:.2f} GB image",
-                         "use a larger card (8 GB or more)")
+        raise FlashError(f"{dev} is too small: {size / 1e9:.2f} GB for a {need / 1e9:.2f} GB image", "use a larger card (8 GB or more)")
     resolved = str((block / "device").resolve()) if (block / "device").exists() else ""
     removable = _read(block / "removable") == "1" or "/usb" in resolved or name.startswith("mmcblk")
     if not removable and not force:
-        raise FlashError(f"{dev} is not a removable or USB disk",
-                         "check it is the card you mean (lsblk); pass --force to write an internal disk")
+        raise FlashError(f"{dev} is not a removable or USB disk", "check it is the card you mean (lsblk); pass --force to write an internal disk")
     model = " ".join(filter(None, (_read(block / "device/vendor"), _read(block / "device/model"), _read(block / "device/name"))))
     return Target(dev, "device", size, _device_serial(block), model, removable)
 
@@ -133,12 +130,12 @@ def check_target(path: str, need: int, force: bool = False, sysfs: str = SYSFS, 
     if vfs.f_flag & os.ST_RDONLY:
         raise FlashError(f"{parent} is on a read-only file system", "write the image somewhere writable")
     if st is not None and not st.st_mode & 0o222:
-        raise FlashError(f"{path} is read-only (mode {stat.S_IMODE(st.st_mode):04o})",
-                         "pick another file name or make it writable if you really mean to replace it")
+        raise FlashError(
+            f"{path} is read-only (mode {stat.S_IMODE(st.st_mode):04o})", "pick another file name or make it writable if you really mean to replace it"
+        )
     if not os.access(parent if st is None else path, os.W_OK):
         raise FlashError(f"no permission to write {path}", "pick a directory you can write to")
     free = vfs.f_bavail * vfs.f_frsize + (st.st_size if st is not None else 0)
     if free < need:
-        raise FlashError(f"not enough space for {path}: {free / 1e9:.2f} GB free for a {need / 1e9:.2f} GB image",
-                         "free some space or write elsewhere")
+        raise FlashError(f"not enough space for {path}: {free / 1e9:.2f} GB free for a {need / 1e9:.2f} GB image", "free some space or write elsewhere")
     return Target(path, "file", None, "", "", False)

@@ -5,6 +5,7 @@ wheel the agent needs, built for the gateway's Python and CPU. This module
 builds the agent wheel from the repository and checks, before anything is
 written, that the wheelhouse closes the dependency tree for the target.
 """
+
 from __future__ import annotations
 
 import email.parser
@@ -18,9 +19,11 @@ from .errors import FlashError
 
 WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOWNLOAD_HINT = ("build it on any machine with:  pip download --only-binary=:all: --implementation cp "
-                 "--python-version {py} --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 "
-                 "--platform linux_aarch64 -d WHEELHOUSE AGENT.whl  (see docs/flashing.md)")
+DOWNLOAD_HINT = (
+    "build it on any machine with:  pip download --only-binary=:all: --implementation cp "
+    "--python-version {py} --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 "
+    "--platform linux_aarch64 -d WHEELHOUSE AGENT.whl  (see docs/flashing.md)"
+)
 
 
 def normalise(name: str) -> str:
@@ -30,15 +33,16 @@ def normalise(name: str) -> str:
 def build_agent_wheel(out_dir: Path, repo: Path = REPO_ROOT) -> Path:
     """`pip wheel --no-deps` of the repository; offline first, with build isolation as fallback."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-            "-w", str(out_dir), str(repo)]
+    base = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check", "-w", str(out_dir), str(repo)]
     result = subprocess.run(base[:4] + ["--no-build-isolation"] + base[4:], capture_output=True, text=True)
     if result.returncode != 0:
         result = subprocess.run(base, capture_output=True, text=True)
     built = sorted(out_dir.glob("edge_agent-*.whl"))
     if result.returncode != 0 or not built:
-        raise FlashError(f"building the agent wheel from {repo} failed:\n{result.stderr.strip()[-1500:]}",
-                         "build it yourself with `pip wheel --no-deps -w dist .` and pass --agent-wheel")
+        raise FlashError(
+            f"building the agent wheel from {repo} failed:\n{result.stderr.strip()[-1500:]}",
+            "build it yourself with `pip wheel --no-deps -w dist .` and pass --agent-wheel",
+        )
     return built[-1]
 
 
@@ -68,18 +72,28 @@ class TargetPython:
         if not match:
             return False
         pys, abis, plats = (match.group(k).split(".") for k in ("py", "abi", "plat"))
-        py_ok = any(p in ("py3", "py2.py3", self.cp, f"py3{self.minor}") for p in pys) or \
-            any(p.startswith("cp3") and "abi3" in abis and int(p[3:]) <= self.minor for p in pys)
+        py_ok = any(p in ("py3", "py2.py3", self.cp, f"py3{self.minor}") for p in pys) or any(
+            p.startswith("cp3") and "abi3" in abis and int(p[3:]) <= self.minor for p in pys
+        )
         abi_ok = any(a in ("none", "abi3", self.cp) for a in abis)
         plat_ok = any(p == "any" or p.endswith("_" + self.machine) for p in plats)
         return py_ok and abi_ok and plat_ok
 
     def marker_env(self) -> dict[str, str]:
-        return {"python_version": self.version, "python_full_version": self.version + ".0", "os_name": "posix",
-                "sys_platform": "linux", "platform_system": "Linux", "platform_machine": self.machine,
-                "platform_python_implementation": "CPython", "implementation_name": "cpython",
-                "implementation_version": self.version + ".0", "platform_release": "", "platform_version": "",
-                "extra": ""}
+        return {
+            "python_version": self.version,
+            "python_full_version": self.version + ".0",
+            "os_name": "posix",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "implementation_name": "cpython",
+            "implementation_version": self.version + ".0",
+            "platform_release": "",
+            "platform_version": "",
+            "extra": "",
+        }
 
 
 def _requirements(meta: email.message.Message, target: TargetPython, extras: set[str]) -> list[str]:
@@ -101,12 +115,12 @@ def _requirements(meta: email.message.Message, target: TargetPython, extras: set
     return names
 
 
-def check_wheelhouse(agent_wheel: Path, wheelhouse: Path | None, target: TargetPython,
-                     extras: set[str] | None = None) -> list[Path]:
+def check_wheelhouse(agent_wheel: Path, wheelhouse: Path | None, target: TargetPython, extras: set[str] | None = None) -> list[Path]:
     """Wheels to carry (agent first); FlashError naming what first boot would miss."""
     if wheelhouse is None:
-        raise FlashError("no --wheelhouse given: first boot has no internet, so the agent's dependency wheels "
-                         "must be on the card", DOWNLOAD_HINT.format(py=target.version))
+        raise FlashError(
+            "no --wheelhouse given: first boot has no internet, so the agent's dependency wheels must be on the card", DOWNLOAD_HINT.format(py=target.version)
+        )
     if not wheelhouse.is_dir():
         raise FlashError(f"wheelhouse {wheelhouse} is not a directory", DOWNLOAD_HINT.format(py=target.version))
     available: dict[str, Path] = {}
@@ -136,7 +150,9 @@ def check_wheelhouse(agent_wheel: Path, wheelhouse: Path | None, target: TargetP
                 missing.append(name)
     if missing:
         detail = f" ({len(foreign)} wheels there are for another Python or CPU: {', '.join(foreign[:4])})" if foreign else ""
-        raise FlashError(f"the wheelhouse lacks wheels for Python {target.version} on {target.machine}: "
-                         f"{', '.join(sorted(missing))}{detail}", DOWNLOAD_HINT.format(py=target.version))
+        raise FlashError(
+            f"the wheelhouse lacks wheels for Python {target.version} on {target.machine}: {', '.join(sorted(missing))}{detail}",
+            DOWNLOAD_HINT.format(py=target.version),
+        )
     pip_wheels = [w for name, w in available.items() if name == "pip"]
     return [agent_wheel] + sorted(set(needed), key=lambda p: p.name) + pip_wheels

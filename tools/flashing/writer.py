@@ -11,6 +11,7 @@ source (cheap, from the page cache), so the write path carries no hashing at
 all; compressed sources cannot be re-read cheaply, so their stream is hashed
 while writing and the read-back hash is compared with it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,9 +45,11 @@ class WriteResult:
 
 
 def interrupted(target: Target, done: int, total: int, reason: str) -> FlashError:
-    return FlashError(f"the write to {target.path} stopped after {done / 1e6:.1f} of {total / 1e6:.1f} MB: {reason}. "
-                      "The card is NOT verified and has no partition table, so it will not boot.",
-                      "do not install it; fix the cause and run the same command again")
+    return FlashError(
+        f"the write to {target.path} stopped after {done / 1e6:.1f} of {total / 1e6:.1f} MB: {reason}. "
+        "The card is NOT verified and has no partition table, so it will not boot.",
+        "do not install it; fix the cause and run the same command again",
+    )
 
 
 def _take(handoff: queue.Queue[object], thread: threading.Thread) -> object:
@@ -59,8 +62,7 @@ def _take(handoff: queue.Queue[object], thread: threading.Thread) -> object:
                 return RuntimeError(f"{thread.name} stopped without a result")
 
 
-def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib._Hash | None,
-              stop: threading.Event) -> None:
+def _producer(chunks: Iterator[bytes], out: queue.Queue[object], digest: hashlib._Hash | None, stop: threading.Event) -> None:
     try:
         for chunk in chunks:
             if digest is not None:
@@ -88,16 +90,17 @@ def _open_target(target: Target) -> int:
         return os.open(target.path, flags, 0o644)
     except OSError as exc:
         if exc.errno in (16,):  # EBUSY
-            raise FlashError(f"{target.path} is in use (mounted or opened by another program)",
-                             "unmount it and close other disk tools, then run again") from exc
+            raise FlashError(
+                f"{target.path} is in use (mounted or opened by another program)", "unmount it and close other disk tools, then run again"
+            ) from exc
         if exc.errno in (13, 30, 1):  # EACCES, EROFS, EPERM
-            raise FlashError(f"{target.path} cannot be opened for writing: {exc.strerror}",
-                             "run with sudo for a card, check the lock switch, or pick a writable file") from exc
+            raise FlashError(
+                f"{target.path} cannot be opened for writing: {exc.strerror}", "run with sudo for a card, check the lock switch, or pick a writable file"
+            ) from exc
         raise FlashError(f"cannot open {target.path}: {exc.strerror}", "check the target") from exc
 
 
-def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: ProgressBar,
-                hash_stream: bool = True) -> tuple[str, float]:
+def write_image(chunks: Iterator[bytes], total: int, target: Target, progress: ProgressBar, hash_stream: bool = True) -> tuple[str, float]:
     """Write every chunk; return (sha256 of what was written, or "" without hash_stream; seconds)."""
     digest = hashlib.sha256() if hash_stream else None
     handoff: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
@@ -189,15 +192,17 @@ class _Expected:
         return bytes(parts[:size])
 
 
-def verify_image(target: Target, total: int, expected: str, block: int, progress: ProgressBar,
-                 expected_chunks: Iterator[bytes] | None = None) -> tuple[str, float]:
+def verify_image(
+    target: Target, total: int, expected: str, block: int, progress: ProgressBar, expected_chunks: Iterator[bytes] | None = None
+) -> tuple[str, float]:
     """Read back `total` bytes from the target; compare them byte for byte with expected_chunks
     when given, and their SHA-256 with `expected` when that is not empty. Returns (sha256, seconds)."""
     try:
         fd = os.open(target.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise FlashError(f"cannot read {target.path} back to verify it: {exc.strerror}. The card is NOT verified.",
-                         "run again; if it repeats, the card or reader is faulty") from exc
+        raise FlashError(
+            f"cannot read {target.path} back to verify it: {exc.strerror}. The card is NOT verified.", "run again; if it repeats, the card or reader is faulty"
+        ) from exc
     digest = hashlib.sha256()
     handoff: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
@@ -222,22 +227,25 @@ def verify_image(target: Target, total: int, expected: str, block: int, progress
             done += len(item)  # type: ignore[arg-type]
             progress.update(done, total)
     except _Mismatch as exc:
-        raise FlashError(f"verification FAILED: {target.path} differs from the image in the block at byte "
-                         f"{exc.args[0]}. The card is NOT verified.",
-                         "do not install it; the card or reader is probably faulty, use another one") from exc
+        raise FlashError(
+            f"verification FAILED: {target.path} differs from the image in the block at byte {exc.args[0]}. The card is NOT verified.",
+            "do not install it; the card or reader is probably faulty, use another one",
+        ) from exc
     except OSError as exc:
-        raise FlashError(f"reading {target.path} back failed after {done / 1e6:.1f} MB: {exc.strerror or exc}. "
-                         "The card is NOT verified.", "do not install it; try another card") from exc
+        raise FlashError(
+            f"reading {target.path} back failed after {done / 1e6:.1f} MB: {exc.strerror or exc}. The card is NOT verified.",
+            "do not install it; try another card",
+        ) from exc
     except KeyboardInterrupt as exc:
-        raise FlashError(f"verification of {target.path} was interrupted. The card is NOT verified.",
-                         "run the same command again") from exc
+        raise FlashError(f"verification of {target.path} was interrupted. The card is NOT verified.", "run the same command again") from exc
     finally:
         stop.set()
         os.close(fd)
     seconds = progress.finish(done, total)
     if expected and digest.hexdigest() != expected:
-        raise FlashError(f"verification FAILED: {target.path} does not hold what was written "
-                         f"(sha256 {digest.hexdigest()[:16]}... vs {expected[:16]}...). The card is NOT verified.",
-                         "do not install it; the card or reader is probably faulty, use another one")
+        raise FlashError(
+            f"verification FAILED: {target.path} does not hold what was written "
+            f"(sha256 {digest.hexdigest()[:16]}... vs {expected[:16]}...). The card is NOT verified.",
+            "do not install it; the card or reader is probably faulty, use another one",
+        )
     return digest.hexdigest(), seconds
-
