@@ -54,6 +54,17 @@ def test_without_hysteresis_the_same_flicker_would_count_many_times() -> None:
     assert len(feed(upward_line(hysteresis=0.0), xs)) > 5  # why the band exists
 
 
+def test_vehicle_first_seen_inside_the_dead_band_counts_by_the_side_it_appeared_on() -> None:
+    # it comes out from behind a bus 10 px right of the line (band 14.7 px) and drives left
+    c = feed(upward_line(hysteresis=0.02), [None, None, 330, 310, 290, 270, 250, 230])
+    assert [x.direction for x in c] == [OUT]
+    # appearing there and driving right, it never crossed
+    assert feed(upward_line(hysteresis=0.02), [None, None, 330, 350, 370, 390, 410]) == []
+    # and jittering there, it is counted at most once when it finally leaves
+    xs = [326 + (6 if i % 2 else -6) for i in range(20)] + [290, 260, 230]
+    assert [x.direction for x in feed(upward_line(hysteresis=0.02), xs)] == [OUT]
+
+
 def test_unconfirmed_track_is_not_counted() -> None:
     # seen in two frames only, on both sides of the line
     assert feed(upward_line(), [300, 340, None, None, None], min_hits=3) == []

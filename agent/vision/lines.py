@@ -8,6 +8,9 @@ Rules that keep counts right (the failure modes of naive counters):
 - the side a track was first seen on is remembered while it is still
   tentative, so an object that crosses during its first frames (before it is
   confirmed) is still counted once it is confirmed;
+- a track first seen inside the dead band (a vehicle coming out from behind
+  another, or out of a merged blob, right at the line) takes the side it
+  appeared on as where it came from;
 - the crossing must happen between the two ends of the line (with a small
   margin), so traffic in the other carriageway can be kept off a line.
 """
@@ -79,10 +82,15 @@ class CountingLine:
                 continue
             p = self.anchor(tr)
             d = self.signed_distance(p)
+            prev = self._side.get(tr.id)
             if abs(d) <= self.band:
+                if prev is None and d != 0:
+                    # first seen in the dead band (it came out from behind
+                    # something or out of a merged blob there): the side it
+                    # is on is all there is to know where it came from
+                    self._side[tr.id] = (1 if d > 0 else -1, p)
                 continue  # in the dead band: keep the last definite side
             side = 1 if d > 0 else -1
-            prev = self._side.get(tr.id)
             if prev is None:
                 self._side[tr.id] = (side, p)
                 continue
@@ -104,4 +112,3 @@ class CountingLine:
     def forget(self, track_ids: Iterable[int]) -> None:
         for i in track_ids:
             self._side.pop(i, None)
-
