@@ -106,6 +106,13 @@ def _inside(box: np.ndarray, others: np.ndarray) -> float:
     return float((ix * iy).max() / area)
 
 
+def second_box(box: np.ndarray, live: np.ndarray) -> bool:
+    """Whether a leftover detection is another box of a followed vehicle
+    (N,4 `live`), not a new one: a second box the NMS let through, or a
+    piece of a bus split in two by a lamp post in front of it."""
+    return bool(len(live)) and (iou_matrix(box[None, :], live).max() > 0.7 or _inside(box, live) > 0.8)
+
+
 def turning_back(tracks: list[Track], dets: np.ndarray, t: float) -> np.ndarray:
     """(N,M) mask: detection m would make confirmed track n move back from
     where it was last seen, against the velocity its filter has learnt, with
@@ -319,12 +326,10 @@ class Tracker:
             alive.append(tr)
         self.tracks = alive
 
-        # new tracks from strong leftovers, unless they duplicate a live track:
-        # a second box of the same object the NMS let through, or a piece of
-        # a bus split in two by a lamp post in front of it
+        # new tracks from strong leftovers, unless they duplicate a live track
         live_boxes = np.array([tr.kf.box() for tr in self.tracks if tr.state == CONFIRMED]).reshape(-1, 4)
         for d in left_high:
-            if len(live_boxes) and (iou_matrix(boxes[d : d + 1], live_boxes).max() > 0.7 or _inside(boxes[d], live_boxes) > 0.8):
+            if second_box(boxes[d], live_boxes):
                 continue
             tr = Track(self._next_id, boxes[d], float(scores[d]), labels[d], t)
             self._next_id += 1
@@ -343,8 +348,8 @@ class Tracker:
         for d in dets:
             if scores[d] < mid:
                 continue
-            if len(confirmed) and (iou_matrix(boxes[d : d + 1], confirmed).max() > 0.7 or _inside(boxes[d], confirmed) > 0.8):
-                continue  # a second box of a followed vehicle, as for strong births
+            if second_box(boxes[d], confirmed):
+                continue  # as for strong births
             newer = np.array([tr.box for tr in self.tracks if tr.state == TENTATIVE]).reshape(-1, 4)
             if len(newer) and iou_matrix(boxes[d : d + 1], newer).max() > 0.3:
                 continue  # a weaker box of a vehicle already starting a track
