@@ -7,7 +7,6 @@ are at known levels, with people walking past, and the readings must say so."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
 import cv2
@@ -15,13 +14,11 @@ import numpy as np
 import pytest
 
 from agent.readings import Reading
-from agent.runtime.clock import Clock
 from agent.vision.bins import ReferenceFillEstimator, crop
-from agent.vision.config import BinConfig, CameraConfig, VisionConfig
-from agent.vision.supervisor import VisionSupervisor
+from agent.vision.config import BinConfig, CameraConfig
 from hil_tests.emulators.mjpeg_server import MjpegServer
 from hil_tests.emulators.scenes import BinScene, BinSpec, Walker
-from hil_tests.vision_support import MODELS
+from hil_tests.vision_support import supervisor
 
 pytestmark = pytest.mark.slow  # about 25 s on 2 busy cores
 
@@ -56,14 +53,7 @@ def test_fill_levels_and_overflow_from_recorded_references(tmp_path) -> None:
     readings: list[Reading] = []
     with MjpegServer(empty, fps=5) as camera:
         cam = CameraConfig(name="depot", source=camera.url, detect_fps=5, bins=bins, report_interval=3600)
-        vs = VisionSupervisor(
-            [cam],
-            VisionConfig(models_dir=MODELS),
-            stamp=Clock("assume").reading,
-            emit=readings.extend,
-            log=logging.getLogger("test.vision"),
-            data_dir=str(tmp_path),
-        )
+        vs = supervisor([cam], str(tmp_path), readings)
 
         async def analysed_more(n: int) -> None:
             start = vs.status()["depot"].get("frames_analysed", 0)

@@ -5,7 +5,6 @@ event loop) never notices."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 
@@ -16,7 +15,7 @@ from agent.runtime.clock import Clock
 from agent.vision.config import CameraConfig, LineConfig, VisionConfig
 from agent.vision.supervisor import VisionSupervisor
 from hil_tests.emulators.mjpeg_server import MjpegServer
-from hil_tests.vision_support import MODELS, separated_traffic
+from hil_tests.vision_support import MODELS, separated_traffic, supervisor
 
 pytestmark = pytest.mark.slow  # about 30 s on 2 busy cores
 
@@ -54,8 +53,8 @@ def test_killed_and_hung_worker_is_restarted_and_telemetry_goes_on(traffic_clip,
     cam = CameraConfig(name="road", source=str(path), mode="motion", loop=True, realtime=True, detect_fps=10, lines=[LINE], report_interval=3600)
     vision = VisionConfig(models_dir=MODELS, heartbeat_timeout=3.0, restart_delay=0.2)
     readings: list[Reading] = []
-    stamp = Clock("assume").reading
-    vs = VisionSupervisor([cam], vision, stamp=stamp, emit=readings.extend, log=logging.getLogger("test.vision"), data_dir=str(tmp_path))
+    stamp = Clock("assume").reading  # the agent's other telemetry, stamped as the agent does
+    vs = supervisor([cam], str(tmp_path), readings, vision=vision)
 
     def meter_values() -> list[int]:
         return [int(r.value) for r in readings if r.device == "meter"]  # type: ignore[arg-type]
@@ -96,14 +95,7 @@ def test_stream_lost_and_back_is_recovered(traffic_clip, tmp_path) -> None:
         cam = CameraConfig(
             name="ipcam", source=camera.url, mode="motion", detect_fps=5, lines=[LINE], stall_timeout=2.0, reconnect_max=1.0, report_interval=3600
         )
-        vs = VisionSupervisor(
-            [cam],
-            VisionConfig(models_dir=MODELS),
-            stamp=Clock("assume").reading,
-            emit=readings.extend,
-            log=logging.getLogger("test.vision"),
-            data_dir=str(tmp_path),
-        )
+        vs = supervisor([cam], str(tmp_path), readings)
 
         def stats() -> dict:
             return vs.status().get("ipcam", {})

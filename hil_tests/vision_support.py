@@ -98,10 +98,9 @@ class Run:
         return vals[-1] if vals else None
 
 
-async def run_files(cameras: list[CameraConfig], data_dir: str, *, vision: VisionConfig | None = None, limit_s: float = 240.0) -> Run:
-    """Run the supervisor until every camera's file is finished (bounded)."""
-    readings: list[Reading] = []
-    vs = VisionSupervisor(
+def supervisor(cameras: list[CameraConfig], data_dir: str, readings: list[Reading], *, vision: VisionConfig | None = None) -> VisionSupervisor:
+    """The agent's vision supervisor for these cameras, its readings appended to `readings`."""
+    return VisionSupervisor(
         cameras,
         vision or VisionConfig(models_dir=MODELS),
         stamp=Clock("assume").reading,
@@ -109,6 +108,12 @@ async def run_files(cameras: list[CameraConfig], data_dir: str, *, vision: Visio
         log=logging.getLogger("test.vision"),
         data_dir=data_dir,
     )
+
+
+async def run_files(cameras: list[CameraConfig], data_dir: str, *, vision: VisionConfig | None = None, limit_s: float = 240.0) -> Run:
+    """Run the supervisor until every camera's file is finished (bounded)."""
+    readings: list[Reading] = []
+    vs = supervisor(cameras, data_dir, readings, vision=vision)
     task = asyncio.create_task(vs.run())
     try:
         for _ in range(int(limit_s / 0.1)):
