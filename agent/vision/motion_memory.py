@@ -151,9 +151,7 @@ class MoverMemory:
             outline = outline_edges(blobs, j, w, h)
             behind = touched_edges(blobs, j, nearer_only=True)
             if not ks:
-                m = Mover(self._next_id, blob)
-                self._next_id += 1
-                kept.append(m)
+                kept.append(self._new(blob))
                 continue
             known = [k for k in ks if self._known(movers[k]) and abs(movers[k].v[0]) + abs(movers[k].v[1]) >= self.min_speed]
             if len(ks) >= 2 and len(known) == len(ks):
@@ -163,22 +161,16 @@ class MoverMemory:
                     done.add(k)
                 continue
             # one mover (or some not known well enough to cut): the blob is the measurement
-            k = max(ks, key=lambda q: overlap_area(clip_box(preds[q], w, h), blob))
+            k: int | None = max(ks, key=lambda q: overlap_area(clip_box(preds[q], w, h), blob))
             if k in known and stands_behind(preds[k], blob) and box_area(blob) > 1.5 * box_area(preds[k]):
                 # a nearer vehicle came in front of it (from the frame edge, or
                 # never seen on its own): the blob is that one, this one goes on
                 # behind it
-                m = Mover(self._next_id, blob)
-                self._next_id += 1
-                kept.append(m)
-                for q in ks:
-                    done.add(q)
-                    if q in known and self._coast(movers[q], preds[q], cover, w, h):
-                        kept.append(movers[q])
-                continue
-            self._measure(movers[k], blob, outline, behind, w, h)
-            kept.append(movers[k])
-            done.add(k)
+                kept.append(self._new(blob))
+                k = None
+            else:
+                self._measure(movers[k], blob, outline, behind, w, h)
+                kept.append(movers[k])
             for q in ks:
                 done.add(q)
                 if q != k and q in known and self._coast(movers[q], preds[q], cover, w, h):
@@ -188,6 +180,11 @@ class MoverMemory:
                 kept.append(m)
         self.movers = self._fuse(kept, w, h)
         return [m.emit for m in self.movers if box_area(m.emit) > 0]
+
+    def _new(self, blob: Box) -> Mover:
+        m = Mover(self._next_id, blob)
+        self._next_id += 1
+        return m
 
     def _claims(self, preds: list[Box], blobs: list[Box], w: int, h: int) -> dict[int, list[int]]:
         """blob index -> movers whose predicted box lies mostly in it."""
