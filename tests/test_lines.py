@@ -152,3 +152,31 @@ def test_vehicle_seen_weakly_before_the_line_and_strongly_after_it_is_counted() 
 def test_weak_detections_alone_never_count() -> None:
     frames = [[(200 + 25 * i, 0.4)] for i in range(10)]
     assert feed_frames(upward_line(), frames) == []
+
+
+def test_vehicle_merged_into_an_oncoming_ones_box_at_the_line_is_counted() -> None:
+    # A, near lane, drives right and is followed; B, far lane, comes the other
+    # way, is seen on its own once right of the line, then only inside A's box
+    # (one blob in motion mode), then on its own left of the line
+    line = upward_line()
+    tracker = Tracker(TrackerConfig())
+
+    def a_box(i: int) -> list[float]:
+        return box_at(170 + 30 * i, 180, w=100, h=60)
+
+    def b_box(i: int) -> list[float]:
+        return box_at(390 - 15 * i, 130, w=80, h=40)
+
+    crossings = []
+    for i in range(12):
+        if i < 3:
+            dets = [a_box(i)]
+        elif i == 4:  # one blob holding both
+            a, b = a_box(i), b_box(i)
+            dets = [[min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]]
+        else:
+            dets = [a_box(i), b_box(i)]
+        tracks = tracker.update(dets, [0.9] * len(dets), ["vehicle"] * len(dets), i / 5)
+        crossings += line.update(tracks, i / 5)
+        line.forget(tracker.removed)
+    assert sorted(c.direction for c in crossings) == [IN, OUT]
