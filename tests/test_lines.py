@@ -180,3 +180,22 @@ def test_vehicle_merged_into_an_oncoming_ones_box_at_the_line_is_counted() -> No
         crossings += line.update(tracks, i / 5)
         line.forget(tracker.removed)
     assert sorted(c.direction for c in crossings) == [IN, OUT]
+
+
+def test_two_vehicles_seen_as_one_box_that_part_after_one_crossed_count_twice() -> None:
+    # a car and a bus driving left side by side come into view as one box
+    # (one blob in motion mode); the car, in front, is past the line when they
+    # part, while the box they made is still right of it
+    line = upward_line()
+    tracker = Tracker(TrackerConfig())
+    crossings = []
+    for i in range(16):
+        shift = -30 * i
+        car = [340 + 100 + shift, 160, 440 + 100 + shift, 210]
+        bus = [430 + 100 + shift, 140, 540 + 100 + shift, 210]
+        together = [car[0], bus[1], bus[2], bus[3]]
+        dets = [together] if i < 8 else [car, bus]
+        tracks = tracker.update(dets, [0.9] * len(dets), ["vehicle"] * len(dets), i / 5)
+        crossings += line.update(tracks, i / 5)
+        line.forget(tracker.removed)
+    assert [c.direction for c in crossings] == [OUT, OUT]

@@ -11,6 +11,9 @@ Rules that keep counts right (the failure modes of naive counters):
 - a track first seen inside the dead band (a vehicle coming out from behind
   another, or out of a merged blob, right at the line) takes the side it
   appeared on as where it came from;
+- a track that split out of another's box (two vehicles seen as one box
+  until they parted, see tracker.py) starts from the side that box was on,
+  so the one that was carried past the line inside it is still counted;
 - the crossing must happen between the two ends of the line (with a small
   margin), so traffic in the other carriageway can be kept off a line.
 """
@@ -83,6 +86,9 @@ class CountingLine:
             p = self.anchor(tr)
             d = self.signed_distance(p)
             prev = self._side.get(tr.id)
+            if prev is None and tr.parent is not None and tr.parent in self._side:
+                # split out of a box that held it with another vehicle: it was where that box was
+                prev = self._side[tr.id] = self._side[tr.parent]
             if abs(d) <= self.band:
                 if prev is None and d != 0:
                     # first seen in the dead band (it came out from behind

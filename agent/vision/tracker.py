@@ -56,6 +56,16 @@ followed vehicle's box covers it (`MERGED_INSIDE` of its box) is kept for
 up to `MERGED_MISSES` frames. In dense rendered traffic in motion mode this
 recovered about one in six of the missed far-lane crossings.
 
+Why a track remembers what it split out of: two vehicles that come into
+view overlapping (side by side in two lanes, or one close behind the other)
+give one box, followed as one track, until they part. When they part, one
+of them keeps the track and the other starts a new one, and if it is past a
+counting line by then, the line has no side to count it from. A track born
+from a strong detection that lay mostly (`split_from`) inside a followed
+track's box of the previous frame, and is at least half as tall, records
+that track as its `parent`; the line gives it the side the parent was on
+(lines.py).
+
 Why weak births: a car that comes out from behind a truck just at a counting
 line is often detected weakly on one side and strongly only on the other.
 A weak detection left over (at least half-way between `low_score` and
@@ -120,6 +130,18 @@ def _inside(box: np.ndarray, others: np.ndarray) -> float:
     iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-9)
     return float((ix * iy).max() / area)
+
+
+def split_from(box: np.ndarray, parents: list[tuple[int, np.ndarray]], inside: float = 0.6, height: float = 0.5) -> int | None:
+    """The id of the followed track whose previous box held most of `box`, a
+    vehicle as tall as at least `height` of it: two vehicles that one box
+    held together (a single blob in motion mode) and that part."""
+    best, best_share = None, inside
+    for tid, pb in parents:
+        share = _inside(box, pb[None, :])
+        if share >= best_share and box[3] - box[1] >= height * (pb[3] - pb[1]):
+            best, best_share = tid, share
+    return best
 
 
 def second_box(box: np.ndarray, live: np.ndarray) -> bool:
@@ -249,7 +271,7 @@ def _to_cxcywh(box: np.ndarray) -> tuple[float, float, float, float]:
 
 
 class Track:
-    __slots__ = ("id", "kf", "box", "score", "hits", "state", "last_seen", "born", "_votes", "_voted_at", "updated", "missed")
+    __slots__ = ("id", "kf", "box", "score", "hits", "state", "last_seen", "born", "_votes", "_voted_at", "updated", "missed", "parent")
 
     def __init__(self, track_id: int, box: np.ndarray, score: float, label: str, t: float) -> None:
         self.id = track_id
@@ -264,6 +286,7 @@ class Track:
         self._voted_at = t
         self.updated = True  # matched in the latest frame
         self.missed = 0  # consecutive frames without a match
+        self.parent: int | None = None  # the followed track whose box it split out of, if any
 
     @property
     def label(self) -> str:
@@ -317,6 +340,8 @@ class Tracker:
         dt = 0.0 if self._t is None else max(t - self._t, 0.0)
         self._t = t
         predict_all([tr.kf for tr in self.tracks], dt)
+        # where the followed vehicles were seen in the previous frame: a new track that split out of one of them
+        parents = [(tr.id, tr.box.copy()) for tr in self.tracks if tr.state == CONFIRMED and tr.updated]
         for tr in self.tracks:
             tr.updated = False
 
@@ -355,6 +380,7 @@ class Tracker:
             if second_box(boxes[d], live_boxes):
                 continue
             tr = Track(self._next_id, boxes[d], float(scores[d]), labels[d], t)
+            tr.parent = split_from(boxes[d], parents)
             self._next_id += 1
             if cfg.min_hits <= 1:
                 tr.state = CONFIRMED
