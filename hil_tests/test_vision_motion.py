@@ -7,9 +7,9 @@ Two traffic levels on the same four-lane street (buses, trucks, cars and
 bikes, a lamp post, a passing cloud). The limits asserted per clip are the
 extremes measured over 16 clips of each level (seeds 101-116), given in
 docs/vision.md with the totals: over those 16 clips both levels are counted
-within 3 % per direction of the crossings a camera can see (on unseen dense
-clips the far lanes are 4.3 % short). A single 90 s clip holds 8 to 34 vehicles per direction, too
-few for 3 % to be a test: one vehicle is 3 to 12 %."""
+within 3 % per direction of the crossings a camera can see (over 48 unseen
+dense clips the far lanes are 2.9 % short). A single 90 s clip holds 8 to 34
+vehicles per direction, too few for 3 % to be a test: one vehicle is 3 to 12 %."""
 
 from __future__ import annotations
 
@@ -78,6 +78,6 @@ def test_motion_counter_in_dense_traffic_stays_within_its_documented_limits(tmp_
     for name, want in truth.items():
         got = by_direction(run.counts(name))
         assert want["in"] >= 20 and want["out"] >= 20
-        # measured over 16 clips: near lanes (in) -3..+2 vehicles per clip; far lanes (out), hidden more often: -3..0
+        # measured over 16 clips: near lanes (in) -3..+2 vehicles per clip; far lanes (out), hidden more often: -3..+1
         assert -3 <= got["in"] - want["in"] <= 2, (name, got, want)
-        assert -3 <= got["out"] - want["out"] <= 0, (name, got, want)
+        assert -3 <= got["out"] - want["out"] <= 1, (name, got, want)
