@@ -91,3 +91,32 @@ def test_missing_file_is_retried_until_it_appears(tmp_path) -> None:
     frames = drain(src)
     src.stop()
     assert len(frames) == 10 and src.reconnects == 1 and src.last_error == ""
+
+
+def test_missing_video_device_is_reported_and_retried() -> None:
+    # no camera plugged in: the reader keeps retrying and says what to check
+    dev = next(f"/dev/video{n}" for n in range(60, 100) if not os.path.exists(f"/dev/video{n}"))
+    src = FrameSource(CameraConfig(name="c", source=dev, detect_fps=10, reconnect_max=0.2), LOG)
+    src.start()
+    for _ in range(2000):
+        if src.state == "reconnecting":
+            break
+        time.sleep(0.005)
+    time.sleep(0.3)  # a retry or two
+    src.stop()
+    assert src.state == "reconnecting" and src.take() is None
+    assert f"video device {dev} not found" in src.last_error and "ls /dev/video" in src.last_error
+
+
+def test_video_device_index_that_cannot_be_opened_says_what_to_check() -> None:
+    # OpenCV's V4L2 backend itself is asked for camera 63, which does not exist
+    assert not os.path.exists("/dev/video63")
+    src = FrameSource(CameraConfig(name="c", source="63", detect_fps=10, reconnect_max=0.2), LOG)
+    src.start()
+    for _ in range(2000):
+        if src.state == "reconnecting":
+            break
+        time.sleep(0.005)
+    src.stop()
+    assert src.state == "reconnecting"
+    assert "cannot open video device 63" in src.last_error and "`video` group" in src.last_error

@@ -57,6 +57,21 @@ def open_capture(source: str, timeout_s: float) -> cv2.VideoCapture:
     return cv2.VideoCapture(source)
 
 
+def _missing_hint(kind: str, source: str) -> str:
+    if kind == "device":
+        return f"video device {source} not found; plug the camera in (`ls /dev/video*` lists the devices) or fix the camera's `source`"
+    return f"video file {source} not found; check the camera's `source` path"
+
+
+def _open_hint(kind: str, source: str) -> str:
+    if kind == "device":
+        return (
+            f"cannot open video device {source}; check that the agent's user is in the `video` group, "
+            "that no other program holds the camera, and that it is a capture device (`v4l2-ctl --list-devices`)"
+        )
+    return f"cannot open {source}; check the address, the network and that the camera is on"
+
+
 class Frame:
     __slots__ = ("seq", "image", "t", "captured")
 
@@ -163,15 +178,16 @@ class FrameSource:
         backoff = Backoff(0.5, self.cam.reconnect_max, 0.2)
         media_offset = 0.0  # media time carried across loops of a file
         while not self._stop.is_set():
-            if self.kind == "file" and not os.path.exists(self.cam.source):
+            missing = self.kind in ("file", "device") and not self.cam.source.isdigit() and not os.path.exists(self.cam.source)
+            if missing:
                 cap = None
-                self._fail(f"video file {self.cam.source} not found; check the camera's `source` path")
+                self._fail(_missing_hint(self.kind, self.cam.source))
             else:
                 cap = self._opener(self.cam.source, self.cam.stall_timeout)
                 if not cap.isOpened():
                     cap.release()
                     cap = None
-                    self._fail(f"cannot open {self.cam.source}; check the address, the network and that the camera is on")
+                    self._fail(_open_hint(self.kind, self.cam.source))
             if cap is None:
                 self._stop.wait(backoff.next_delay())
                 continue
