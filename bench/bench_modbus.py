@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agent.runtime.clock import Clock  # noqa: E402
 from drivers.base import DriverContext  # noqa: E402
-from drivers.modbus.bus import ModbusRtuBus, ModbusTcpBus, ModbusTcpBusConfig  # noqa: E402
-from drivers.modbus.config import ModbusDeviceConfig, ModbusRtuBusConfig
+from drivers.modbus.bus import ModbusRtuBus, ModbusTcpBus  # noqa: E402
+from drivers.modbus.config import ModbusDeviceConfig, ModbusRtuBusConfig, ModbusTcpBusConfig  # noqa: E402
 from drivers.modbus.driver import ModbusDriver  # noqa: E402
 from drivers.modbus.planner import Planner  # noqa: E402
 from drivers.modbus.points import load_profile  # noqa: E402
