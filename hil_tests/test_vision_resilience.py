@@ -15,6 +15,7 @@ from agent.runtime.clock import Clock
 from agent.vision.config import CameraConfig, LineConfig, VisionConfig
 from agent.vision.supervisor import VisionSupervisor
 from hil_tests.emulators.mjpeg_server import MjpegServer
+from hil_tests.emulators.rtsp_server import RtspServer
 from hil_tests.vision_support import MODELS, separated_traffic, supervisor
 
 pytestmark = pytest.mark.slow  # about 30 s on 2 busy cores
@@ -87,11 +88,13 @@ def test_killed_and_hung_worker_is_restarted_and_telemetry_goes_on(traffic_clip,
     assert counts and sum(r.value for r in counts) >= 6  # close() flushed the interval in progress
 
 
-def test_stream_lost_and_back_is_recovered(traffic_clip, tmp_path) -> None:
+@pytest.mark.parametrize("server", [MjpegServer, RtspServer], ids=["mjpeg-http", "rtsp"])
+def test_stream_lost_and_back_is_recovered(server, traffic_clip, tmp_path) -> None:
     path, scene = traffic_clip
-    frames = [scene.render(i)[0] for i in range(0, scene.n_frames, 2)]
+    # RTP/JPEG sends sizes in 8-pixel blocks: 480x264, as a camera's sizes always are
+    frames = [scene.render(i)[0][:264] for i in range(0, scene.n_frames, 2)]
     readings: list[Reading] = []
-    with MjpegServer(frames, fps=5) as camera:
+    with server(frames, fps=5) as camera:
         cam = CameraConfig(
             name="ipcam", source=camera.url, mode="motion", detect_fps=5, lines=[LINE], stall_timeout=2.0, reconnect_max=1.0, report_interval=3600
         )
