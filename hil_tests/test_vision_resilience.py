@@ -88,7 +88,11 @@ def test_killed_and_hung_worker_is_restarted_and_telemetry_goes_on(traffic_clip,
     assert counts and sum(r.value for r in counts) >= 6  # close() flushed the interval in progress
 
 
-@pytest.mark.parametrize("server", [MjpegServer, RtspServer], ids=["mjpeg-http", "rtsp"])
+def raw_tcp_camera(frames, fps: float) -> MjpegServer:
+    return MjpegServer(frames, fps, raw=True)
+
+
+@pytest.mark.parametrize("server", [MjpegServer, RtspServer, raw_tcp_camera], ids=["mjpeg-http", "rtsp", "mjpeg-tcp"])
 def test_stream_lost_and_back_is_recovered(server, traffic_clip, tmp_path) -> None:
     path, scene = traffic_clip
     # RTP/JPEG sends sizes in 8-pixel blocks: 480x264, as a camera's sizes always are

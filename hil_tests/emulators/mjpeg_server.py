@@ -1,6 +1,8 @@
 """An IP camera on loopback: MJPEG over HTTP (multipart/x-mixed-replace),
 the format most cheap IP cameras serve, from frames you give it. It can be
-taken down and brought back to test stream loss and recovery.
+taken down and brought back to test stream loss and recovery. With
+`raw=True` it is an encoder that writes JPEG after JPEG to whoever connects
+(a `tcp://` source), with no HTTP at all.
 
     with MjpegServer(frames, fps=10) as cam:
         url = cam.url            # http://127.0.0.1:<port>/stream.mjpg
@@ -24,14 +26,15 @@ _BOUNDARY = b"frameboundary"
 
 
 class MjpegServer:
-    def __init__(self, frames: Sequence[np.ndarray], fps: float = 10.0, host: str = "127.0.0.1") -> None:
+    def __init__(self, frames: Sequence[np.ndarray], fps: float = 10.0, host: str = "127.0.0.1", *, raw: bool = False) -> None:
+        self.raw = raw
         self.jpegs: list[bytes] = []
         self.set_frames(frames)
         self.fps = fps
         self._sock = socket.create_server((host, 0))
         self._sock.settimeout(0.2)
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://{host}:{self.port}/stream.mjpg"
+        self.url = f"tcp://{host}:{self.port}" if raw else f"http://{host}:{self.port}/stream.mjpg"
         self._down = threading.Event()
         self._stalled = threading.Event()
         self._stop = threading.Event()
@@ -78,8 +81,9 @@ class MjpegServer:
     def _client(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(2.0)
-            conn.recv(4096)  # the request; any path serves the stream
-            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=" + _BOUNDARY + b"\r\n\r\n")
+            if not self.raw:
+                conn.recv(4096)  # the request; any path serves the stream
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=" + _BOUNDARY + b"\r\n\r\n")
             i = 0
             start = time.monotonic()
             while not self._stop.is_set() and not self._down.is_set():
@@ -88,7 +92,10 @@ class MjpegServer:
                     start = time.monotonic() - i / self.fps
                     continue
                 jpg = self.jpegs[i % len(self.jpegs)]
-                conn.sendall(b"--" + _BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
+                if self.raw:
+                    conn.sendall(jpg)
+                else:
+                    conn.sendall(b"--" + _BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
                 i += 1
                 delay = start + i / self.fps - time.monotonic()
                 if delay > 0:
