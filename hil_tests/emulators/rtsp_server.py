@@ -22,11 +22,12 @@ import random
 import socket
 import struct
 import threading
-import time
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
+from hil_tests.emulators.camera_server import LoopbackCamera
 
 _PAYLOAD = 1400  # bytes of JPEG scan data per RTP packet
 _CLOCK = 90000  # RTP timestamp rate for video
@@ -77,84 +78,40 @@ def rtp_packets(parts: JpegParts, seq: int, timestamp: int, ssrc: int) -> list[b
     return out
 
 
-class RtspServer:
+class RtspServer(LoopbackCamera):
     def __init__(self, frames: Sequence[np.ndarray], fps: float = 10.0, host: str = "127.0.0.1") -> None:
-        self.parts: list[JpegParts] = []
-        self.set_frames(frames)
-        self.fps = fps
-        self._sock = socket.create_server((host, 0))
-        self._sock.settimeout(0.2)
-        self.port = self._sock.getsockname()[1]
-        self.url = f"rtsp://{host}:{self.port}/stream"
-        self._down = threading.Event()
-        self._stalled = threading.Event()
-        self._stop = threading.Event()
-        self.connections = 0  # RTSP connections accepted
+        super().__init__(frames, fps, host)
         self.sessions = 0  # PLAY requests served
         self.udp_refused = 0  # SETUP requests for RTP over UDP, answered 461
-        self._threads: list[threading.Thread] = []
-        self._accept = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> RtspServer:
-        self._accept.start()
-        return self
+    @property
+    def url(self) -> str:
+        return f"rtsp://{self.host}:{self.port}/stream"
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._accept.join(2)
-        for t in self._threads:
-            t.join(2)
-        self._sock.close()
-
-    def set_frames(self, frames: Sequence[np.ndarray]) -> None:
+    def encode(self, frames: Sequence[np.ndarray]) -> list[JpegParts]:
         h, w = frames[0].shape[:2]
         if w % 8 or h % 8 or w > 2040 or h > 2040:
             raise ValueError(f"RTP/JPEG carries sizes in 8-pixel blocks up to 2040: {w}x{h} cannot be sent; crop the frames")
-        self.parts = [JpegParts(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()) for f in frames]
-
-    def set_stalled(self, stalled: bool) -> None:
-        (self._stalled.set if stalled else self._stalled.clear)()
-
-    def set_down(self, down: bool) -> None:
-        (self._down.set if down else self._down.clear)()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            if self._down.is_set():
-                conn.close()
-                continue
-            self.connections += 1
-            t = threading.Thread(target=self._client, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
+        return [JpegParts(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()) for f in frames]
 
     # ------------------------------------------------------------- session
-    def _client(self, conn: socket.socket) -> None:
+    def client(self, conn: socket.socket) -> None:
         lock = threading.Lock()  # the RTP sender and the request replies share the socket
         playing = threading.Event()
         buf = b""
+        conn.settimeout(0.2)
+        threading.Thread(target=self._send_frames, args=(conn, lock, playing), daemon=True).start()
         try:
-            conn.settimeout(0.2)
-            sender = threading.Thread(target=self._send_frames, args=(conn, lock, playing), daemon=True)
-            sender.start()
-            while not self._stop.is_set() and not self._down.is_set():
+            while self.serving():
                 try:
                     data = conn.recv(65536)
                 except TimeoutError:
                     continue
                 if not data:
                     break
-                buf += data
-                buf = self._requests(conn, lock, playing, buf)
-        except OSError:
-            pass
+                buf = self._requests(conn, lock, playing, buf + data)
         finally:
             playing.clear()
-            conn.close()
 
     def _requests(self, conn: socket.socket, lock: threading.Lock, playing: threading.Event, buf: bytes) -> bytes:
         """Answer the complete requests in `buf`; returns what is left."""
@@ -209,28 +166,17 @@ class RtspServer:
 
     def _send_frames(self, conn: socket.socket, lock: threading.Lock, playing: threading.Event) -> None:
         seq, ssrc = random.randrange(1 << 16), random.randrange(1 << 32)
-        i, start = 0, None
         try:
-            while not self._stop.is_set() and not self._down.is_set():
-                if not playing.is_set() or self._stalled.is_set():
-                    time.sleep(0.02)
-                    start = None
-                    continue
-                if start is None:
-                    start = time.monotonic() - i / self.fps
-                packets = rtp_packets(self.parts[i % len(self.parts)], seq, int(i * _CLOCK / self.fps), ssrc)
+            for i in self.ticks(ready=playing.is_set):
+                packets = rtp_packets(self.encoded[i % len(self.encoded)], seq, int(i * _CLOCK / self.fps), ssrc)
                 seq += len(packets)
                 with lock:
                     for p in packets:
                         conn.sendall(b"$\x00" + struct.pack(">H", len(p)) + p)
-                i += 1
-                delay = start + i / self.fps - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
         except OSError:
             pass
         finally:
             try:
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.shutdown(socket.SHUT_RDWR)  # taken down: the client sees the connection drop
             except OSError:
                 pass
